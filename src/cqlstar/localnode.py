@@ -14,7 +14,7 @@ Cassandra's own launcher passes on 17. Nothing is written inside the repository.
 Layout under the cache (``$XDG_CACHE_HOME/cqlstar`` or ``~/.cache/cqlstar``)::
 
     cassandra-<version>/lib/      the jars (downloaded once)
-    node/conf/ node/data/ node/logs/ node/cassandra.pid
+    node/conf/ node/data/ node/logs/ node/cassandra.pid   (node-<port>/ for another CQL port)
 
 Readiness means a CQL query answers, not that the port is open.
 """
@@ -144,7 +144,9 @@ def cache_root() -> Path:
 
 
 def _node_dir() -> Path:
-    return cache_root() / "node"
+    # One folder per CQL port, so a throwaway second node (the outage test's) never touches the
+    # data of the node everyone shares.
+    return cache_root() / ("node" if CQL_PORT == 9042 else f"node-{CQL_PORT}")
 
 
 def _lib_dir() -> Path:
@@ -174,7 +176,10 @@ def _java_major(java: Path) -> int | None:
     try:
         out = subprocess.run(
             [str(java), "-XshowSettings:properties", "-version"],
-            capture_output=True, text=True, timeout=30, check=False,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
         ).stderr
     except OSError:
         return None
@@ -198,9 +203,16 @@ def ensure_jars() -> Path:
     (build / "pom.xml").write_text(_POM.format(version=CASSANDRA_VERSION))
     _log(f"fetching Apache Cassandra {CASSANDRA_VERSION} through Maven into {lib} (once)")
     subprocess.run(
-        [mvn, "-B", "-q", "dependency:copy-dependencies", "-DincludeScope=runtime",
-         f"-DoutputDirectory={lib}"],
-        cwd=build, check=True,
+        [
+            mvn,
+            "-B",
+            "-q",
+            "dependency:copy-dependencies",
+            "-DincludeScope=runtime",
+            f"-DoutputDirectory={lib}",
+        ],
+        cwd=build,
+        check=True,
     )
     marker.touch()
     return lib
@@ -211,9 +223,7 @@ def _write_config(node: Path) -> Path:
     conf.mkdir(parents=True, exist_ok=True)
     (node / "logs").mkdir(exist_ok=True)
     (conf / "cassandra.yaml").write_text(
-        _CASSANDRA_YAML.format(
-            data=node / "data", cql_port=CQL_PORT, storage_port=STORAGE_PORT
-        )
+        _CASSANDRA_YAML.format(data=node / "data", cql_port=CQL_PORT, storage_port=STORAGE_PORT)
     )
     (conf / "logback.xml").write_text(_LOGBACK.format(logs=node / "logs"))
     return conf
@@ -224,9 +234,14 @@ def _java_command(java: str, lib: Path, conf: Path) -> list[str]:
     jamm = next(j for j in jars if Path(j).name.startswith("jamm-"))
     return [
         java,
-        f"-Xms{HEAP}", f"-Xmx{HEAP}", "-Xss512k",
-        "-XX:+UseG1GC", "-XX:+ParallelRefProcEnabled", "-XX:CICompilerCount=2",
-        "-XX:+UseStringDeduplication", "-XX:-UsePerfData",
+        f"-Xms{HEAP}",
+        f"-Xmx{HEAP}",
+        "-Xss512k",
+        "-XX:+UseG1GC",
+        "-XX:+ParallelRefProcEnabled",
+        "-XX:CICompilerCount=2",
+        "-XX:+UseStringDeduplication",
+        "-XX:-UsePerfData",
         "-Djava.net.preferIPv4Stack=true",
         "-Djdk.attach.allowAttachSelf=true",
         f"-javaagent:{jamm}",
@@ -240,7 +255,8 @@ def _java_command(java: str, lib: Path, conf: Path) -> list[str]:
         f"-Dlogback.configurationFile=file://{conf / 'logback.xml'}",
         f"-Dcassandra.logdir={conf.parent / 'logs'}",
         f"-Dcassandra.storagedir={conf.parent / 'data'}",
-        "-cp", os.pathsep.join([str(conf), *jars]),
+        "-cp",
+        os.pathsep.join([str(conf), *jars]),
         "org.apache.cassandra.service.CassandraDaemon",
         "-f",
     ]
@@ -269,8 +285,12 @@ def cql_answers(host: str = "127.0.0.1", port: int = CQL_PORT, timeout: float = 
     except ImportError:  # pragma: no cover - the driver is a runtime dependency
         return None
     cluster = Cluster(
-        [host], port=port, connect_timeout=timeout, control_connection_timeout=timeout,
-        load_balancing_policy=WhiteListRoundRobinPolicy([host]), protocol_version=5,
+        [host],
+        port=port,
+        connect_timeout=timeout,
+        control_connection_timeout=timeout,
+        load_balancing_policy=WhiteListRoundRobinPolicy([host]),
+        protocol_version=5,
     )
     try:
         session = cluster.connect()
@@ -303,8 +323,12 @@ def start() -> str:
         log_path = node / "logs" / "stdout.log"
         with log_path.open("ab") as out:
             proc = subprocess.Popen(
-                _java_command(java, lib, conf), stdout=out, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True, cwd=node,
+                _java_command(java, lib, conf),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                cwd=node,
             )
         _pid_file().write_text(str(proc.pid))
         pid = proc.pid
@@ -343,7 +367,10 @@ def _fail(reason: str) -> None:
     for name in ("system.log", "stdout.log"):
         path = logs / name
         if path.exists():
-            tail += [f"--- last lines of {path} ---", *path.read_text(errors="replace").splitlines()[-40:]]
+            tail += [
+                f"--- last lines of {path} ---",
+                *path.read_text(errors="replace").splitlines()[-40:],
+            ]
     print("\n".join(tail), file=sys.stderr)
     raise SystemExit(
         f"{reason}.\nWhat to do: read the log above; check that port {CQL_PORT} is free "

@@ -1,0 +1,69 @@
+# cqlstar: `just --list` shows this menu.
+
+set dotenv-load := false
+
+host := env("HOST", "127.0.0.1")
+port := env("PORT", "8000")
+
+# Show the menu.
+default:
+    @just --list --unsorted
+
+# Install the locked dependencies into .venv (the other recipes do it for you).
+[group("setup")]
+sync:
+    uv sync --frozen
+
+# Start Cassandra if needed, then serve the API on granian (HOST, PORT honoured).
+[group("run")]
+serve: sync _ensure-cassandra
+    uv run --frozen granian --interface asgi --loop uvloop --host {{host}} --port {{port}} \
+        --factory cqlstar.app:create_app
+
+# Start the local Cassandra node in the background; returns once CQL answers (idempotent).
+[group("cassandra")]
+cassandra: sync
+    uv run --frozen python -m cqlstar.localnode start
+
+# Stop the local Cassandra node.
+[group("cassandra")]
+cassandra-stop: sync
+    uv run --frozen python -m cqlstar.localnode stop
+
+# Stop the local node and delete its data.
+[group("cassandra")]
+cassandra-reset: sync
+    uv run --frozen python -m cqlstar.localnode reset
+
+# Run the whole test suite against real Cassandra (starts the local node if needed).
+[group("check")]
+test *args: sync
+    uv run --frozen pytest {{args}}
+
+# Only the unit tests: no database, seconds.
+[group("check")]
+test-unit *args: sync
+    uv run --frozen pytest -m "not integration" {{args}}
+
+# Lint and type-check.
+[group("check")]
+lint: sync
+    uv run --frozen ruff check src tests
+    uv run --frozen ruff format --check src tests
+    uv run --frozen mypy
+
+# Apply the linter's fixes and format the code.
+[group("check")]
+fmt: sync
+    uv run --frozen ruff check --fix src tests
+    uv run --frozen ruff format src tests
+
+# Use CASSANDRA_HOSTS when set, otherwise the local node.
+_ensure-cassandra:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if [ -n "${CASSANDRA_HOSTS:-}" ]; then
+        echo "[cassandra] using the cluster named by CASSANDRA_HOSTS: ${CASSANDRA_HOSTS}:${CASSANDRA_PORT:-9042}" >&2
+    else
+        uv run --frozen python -m cqlstar.localnode start
+    fi

@@ -1,0 +1,61 @@
+"""The application factory: `granian --interface asgi --factory cqlstar.app:create_app`.
+
+Wiring only. Routes live with their domain (`cqlstar.users`, `cqlstar.diagnostics`,
+`cqlstar.system`); Cassandra access lives in `cqlstar.database` and `cqlstar.aiocassandra`;
+HTTP plumbing in `cqlstar.web`; tracing, logs and metrics in `cqlstar.telemetry`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+
+from cqlstar import __version__
+from cqlstar.database import CassandraConnection
+from cqlstar.settings import Settings
+from cqlstar.system.controller import SystemController
+from cqlstar.web.deadline import RequestBudgetMiddleware
+from cqlstar.web.dependencies import provide_connection, provide_session, provide_settings
+from cqlstar.web.errors import EXCEPTION_HANDLERS
+
+MAX_BODY_BYTES = 1024 * 1024
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or Settings.from_env()
+    connection = CassandraConnection(settings)
+
+    @asynccontextmanager
+    async def cassandra_lifespan(app: Litestar) -> AsyncIterator[None]:
+        connection.start()
+        try:
+            yield
+        finally:
+            await connection.close()
+
+    return Litestar(
+        route_handlers=[SystemController],
+        state=State({"settings": settings, "cassandra": connection}),
+        lifespan=[cassandra_lifespan],
+        dependencies={
+            "connection": Provide(provide_connection, sync_to_thread=False),
+            "session": Provide(provide_session, sync_to_thread=False),
+            "settings": Provide(provide_settings, sync_to_thread=False),
+        },
+        middleware=[RequestBudgetMiddleware],
+        exception_handlers=EXCEPTION_HANDLERS,
+        request_max_body_size=MAX_BODY_BYTES,
+        openapi_config=OpenAPIConfig(
+            title="cqlstar",
+            version=__version__,
+            path="/docs",
+            render_plugins=[SwaggerRenderPlugin(path="/")],
+        ),
+        debug=False,
+    )

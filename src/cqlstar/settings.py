@@ -1,0 +1,100 @@
+"""The service's configuration, read from the environment once at start.
+
+Every value has a default that works on a developer machine with the local node; a malformed value
+stops the service at start with a message naming the variable, instead of failing at first use.
+OpenTelemetry is configured by the standard `OTEL_*` variables, which the SDK reads itself (see
+`cqlstar.telemetry`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from collections.abc import Mapping
+
+import msgspec
+
+_IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,47}$")
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+class SettingsError(ValueError):
+    """A configuration variable holds a value the service cannot use."""
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    cassandra_hosts: tuple[str, ...] = ("127.0.0.1",)
+    cassandra_port: int = 9042
+    cassandra_keyspace: str = "cqlstar"
+    cassandra_local_dc: str | None = None
+    cassandra_username: str | None = None
+    cassandra_password: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # Signs the `page_state` tokens handed to clients. Without a configured secret each process makes
+    # its own, so tokens do not survive a restart or travel between replicas: set it in production.
+    page_token_secret: bytes = msgspec.field(default_factory=lambda: secrets.token_bytes(32))
+    # POST /shutdown stops the process: off unless an operator turns it on.
+    shutdown_endpoint_enabled: bool = False
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        if hosts := env.get("CASSANDRA_HOSTS", "").strip():
+            parsed = tuple(h.strip() for h in hosts.split(",") if h.strip())
+            if not parsed:
+                raise SettingsError(f"CASSANDRA_HOSTS={hosts!r}: expected host[,host...]")
+            values["cassandra_hosts"] = parsed
+        if "CASSANDRA_PORT" in env:
+            values["cassandra_port"] = _port(env, "CASSANDRA_PORT")
+        if "PORT" in env:
+            values["port"] = _port(env, "PORT")
+        if keyspace := env.get("CASSANDRA_KEYSPACE"):
+            if not _IDENTIFIER.match(keyspace):
+                raise SettingsError(
+                    f"CASSANDRA_KEYSPACE={keyspace!r}: expected a letter then up to 47 letters, "
+                    "digits or underscores"
+                )
+            values["cassandra_keyspace"] = keyspace
+        for name in ("CASSANDRA_LOCAL_DC", "CASSANDRA_USERNAME", "CASSANDRA_PASSWORD"):
+            if value := env.get(name):
+                values[name.lower()] = value
+        if bool(env.get("CASSANDRA_USERNAME")) != bool(env.get("CASSANDRA_PASSWORD")):
+            raise SettingsError("CASSANDRA_USERNAME and CASSANDRA_PASSWORD go together: set both")
+        if host := env.get("HOST"):
+            values["host"] = host
+        if secret := env.get("CQLSTAR_PAGE_TOKEN_SECRET"):
+            if len(secret) < 16:
+                raise SettingsError("CQLSTAR_PAGE_TOKEN_SECRET: use at least 16 characters")
+            values["page_token_secret"] = secret.encode()
+        if "CQLSTAR_ENABLE_SHUTDOWN" in env:
+            values["shutdown_endpoint_enabled"] = _flag(env, "CQLSTAR_ENABLE_SHUTDOWN")
+        if level := env.get("LOG_LEVEL"):
+            if level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+                raise SettingsError(f"LOG_LEVEL={level!r}: expected DEBUG, INFO, WARNING or ERROR")
+            values["log_level"] = level.upper()
+        return cls(**values)  # type: ignore[arg-type]
+
+
+def _port(env: Mapping[str, str], name: str) -> int:
+    raw = env[name]
+    try:
+        port = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r}: expected a port number") from None
+    if not 0 < port < 65536:
+        raise SettingsError(f"{name}={raw!r}: expected a port number between 1 and 65535")
+    return port
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = env[name].strip().lower()
+    if raw in _TRUE:
+        return True
+    if raw in _FALSE:
+        return False
+    raise SettingsError(f"{name}={env[name]!r}: expected true or false")

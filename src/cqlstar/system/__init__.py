@@ -1,0 +1,1 @@
+"""Routes about the service itself rather than its data: welcome, health, shutdown."""

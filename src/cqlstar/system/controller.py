@@ -1,0 +1,91 @@
+"""`GET /`, `GET /health` and `POST /shutdown`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from datetime import UTC, datetime
+
+from litestar import Controller, Response, get, post
+from litestar.background_tasks import BackgroundTask
+from litestar.exceptions import PermissionDeniedException
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import Example
+from litestar.status_codes import HTTP_202_ACCEPTED, HTTP_503_SERVICE_UNAVAILABLE
+
+from cqlstar import __version__
+from cqlstar.database import CassandraConnection
+from cqlstar.settings import Settings
+from cqlstar.system.schemas import Health, Message, Welcome
+
+log = logging.getLogger(__name__)
+
+# The contract promises an answer within 2 s even when Cassandra hangs.
+HEALTH_BUDGET_S = 1.5
+
+
+class SystemController(Controller):
+    tags = ["system"]
+
+    @get("/", operation_id="welcome", summary="Service name, version and where the docs are")
+    async def welcome(self) -> Welcome:
+        return Welcome(message="cqlstar: a Users API over Apache Cassandra", version=__version__)
+
+    @get(
+        "/health",
+        operation_id="health",
+        summary="Whether Cassandra answers a query right now",
+        responses={
+            HTTP_503_SERVICE_UNAVAILABLE: ResponseSpec(
+                Health,
+                description="Cassandra cannot be reached",
+                examples=[Example(value={"status": "unhealthy", "cassandra_connected": False})],
+            )
+        },
+        cache=False,
+    )
+    async def health(self, connection: CassandraConnection) -> Response[Health]:
+        """Asks the cluster for its release version with a short budget; 503 when that fails."""
+        version: str | None = None
+        try:
+            version = await asyncio.wait_for(
+                connection.release_version(timeout=HEALTH_BUDGET_S), HEALTH_BUDGET_S + 0.2
+            )
+        except Exception as exc:  # any failure means unhealthy; the kind goes to the log only
+            log.info("health probe failed", extra={"error": type(exc).__name__})
+        healthy = version is not None
+        body = Health(
+            status="healthy" if healthy else "unhealthy",
+            cassandra_connected=healthy,
+            cassandra="connected" if healthy else "disconnected",
+            cassandra_version=version,
+            keyspace=connection.settings.cassandra_keyspace,
+            timestamp=datetime.now(UTC),
+        )
+        return Response(body, status_code=200 if healthy else HTTP_503_SERVICE_UNAVAILABLE)
+
+    @post(
+        "/shutdown",
+        operation_id="shutdown",
+        summary="Drain and stop the process (only when enabled by CQLSTAR_ENABLE_SHUTDOWN)",
+        status_code=HTTP_202_ACCEPTED,
+        responses={403: ResponseSpec(None, description="The shutdown endpoint is disabled")},
+    )
+    async def shutdown(self, settings: Settings) -> Response[Message]:
+        """Answers first, then asks the server for a graceful stop (SIGTERM to this process), so
+        requests in flight finish and the lifespan closes the Cassandra session."""
+        if not settings.shutdown_endpoint_enabled:
+            raise PermissionDeniedException(detail="The shutdown endpoint is disabled")
+        log.warning("shutdown requested over HTTP")
+        return Response(
+            Message("Shutdown initiated"),
+            status_code=HTTP_202_ACCEPTED,
+            background=BackgroundTask(_terminate_self),
+        )
+
+
+async def _terminate_self() -> None:
+    await asyncio.sleep(0.1)  # let the 202 reach the client before the server starts draining
+    os.kill(os.getpid(), signal.SIGTERM)

@@ -1,0 +1,27 @@
+"""Response bodies of the system routes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+import msgspec
+
+
+class Welcome(msgspec.Struct, frozen=True):
+    message: str
+    version: str
+    docs: str = "/docs"
+
+
+class Health(msgspec.Struct, frozen=True):
+    status: Literal["healthy", "unhealthy"]
+    cassandra_connected: bool
+    cassandra: Literal["connected", "disconnected"]
+    cassandra_version: str | None
+    keyspace: str
+    timestamp: datetime
+
+
+class Message(msgspec.Struct, frozen=True):
+    message: str

@@ -1,0 +1,24 @@
+"""Dependency providers: what handlers may ask for by name."""
+
+from __future__ import annotations
+
+from litestar.datastructures import State
+
+from cqlstar.aiocassandra import AsyncSession
+from cqlstar.database import CassandraConnection
+from cqlstar.settings import Settings
+
+
+def provide_connection(state: State) -> CassandraConnection:
+    connection: CassandraConnection = state.cassandra
+    return connection
+
+
+def provide_session(state: State) -> AsyncSession:
+    """The live session; raises CassandraUnavailable (503) while the service is still connecting."""
+    return provide_connection(state).session
+
+
+def provide_settings(state: State) -> Settings:
+    settings: Settings = state.settings
+    return settings

@@ -1,0 +1,116 @@
+"""The one place where failures become HTTP responses.
+
+Every error body is `{"detail": ...}`. Validation failures answer 422 with a list of
+`{"loc", "msg", "type"}` items; Cassandra's failures map to 400/503/504/500 by kind. No body ever
+carries a stack trace, CQL text or bound values: unexpected errors are logged with the trace id and
+answered with the route's operation and the error's class name only.
+
+A route names its operation for those messages with `opt={"operation": "create user"}`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from cassandra import (
+    InvalidRequest,
+    OperationTimedOut,
+    ReadTimeout,
+    Unavailable,
+    WriteTimeout,
+)
+from cassandra.cluster import NoHostAvailable
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.status_codes import (
+    HTTP_400_BAD_REQUEST,
+    HTTP_422_UNPROCESSABLE_ENTITY,
+    HTTP_500_INTERNAL_SERVER_ERROR,
+    HTTP_503_SERVICE_UNAVAILABLE,
+    HTTP_504_GATEWAY_TIMEOUT,
+)
+from litestar.types import ExceptionHandlersMap
+
+from cqlstar.database import CassandraUnavailable
+from cqlstar.web.deadline import BudgetExceeded
+
+log = logging.getLogger(__name__)
+
+RETRY_AFTER_S = "5"
+
+
+def _detail(status: int, detail: Any, headers: dict[str, str] | None = None) -> Response[Any]:
+    return Response({"detail": detail}, status_code=status, headers=headers)
+
+
+def _validation_error(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
+    items: list[dict[str, Any]] = []
+    extra = exc.extra if isinstance(exc.extra, list) else []
+    for entry in extra:
+        if not isinstance(entry, dict):
+            continue
+        source = entry.get("source") or "body"
+        loc: list[Any] = [source]
+        key = entry.get("key")
+        if key:
+            loc += [int(p) if p.isdigit() else p for p in str(key).strip("$.").split(".") if p]
+        items.append(
+            {"loc": loc, "msg": str(entry.get("message", "invalid value")), "type": "value_error"}
+        )
+    if not items:
+        # Malformed JSON and other decode failures arrive without a field list.
+        items.append(
+            {
+                "loc": ["body"],
+                "msg": exc.detail or "Invalid request body",
+                "type": "value_error.jsondecode",
+            }
+        )
+    return _detail(HTTP_422_UNPROCESSABLE_ENTITY, items)
+
+
+def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    if exc.status_code == HTTP_400_BAD_REQUEST and _is_body_decode_error(exc):
+        return _validation_error(request, ValidationException(detail=exc.detail))
+    return _detail(exc.status_code, exc.detail, exc.headers)
+
+
+def _is_body_decode_error(exc: HTTPException) -> bool:
+    # Litestar reports an undecodable body as a 400 ClientException; the contract says 422.
+    return "decod" in exc.detail.lower() or "json" in exc.detail.lower()
+
+
+def _unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    return _detail(
+        HTTP_503_SERVICE_UNAVAILABLE, "Cassandra is unavailable", {"Retry-After": RETRY_AFTER_S}
+    )
+
+
+def _timed_out(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    return _detail(HTTP_504_GATEWAY_TIMEOUT, "Gateway Timeout")
+
+
+def _invalid_request(request: Request[Any, Any, Any], exc: InvalidRequest) -> Response[Any]:
+    return _detail(HTTP_400_BAD_REQUEST, "Invalid request for the database")
+
+
+def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    operation = request.route_handler.opt.get("operation", "process request")
+    log.exception("unhandled error", extra={"operation": operation, "path": request.url.path})
+    return _detail(HTTP_500_INTERNAL_SERVER_ERROR, f"Failed to {operation}: {type(exc).__name__}")
+
+
+EXCEPTION_HANDLERS: ExceptionHandlersMap = {
+    ValidationException: _validation_error,
+    HTTPException: _http_error,
+    CassandraUnavailable: _unavailable,
+    NoHostAvailable: _unavailable,
+    Unavailable: _unavailable,
+    ReadTimeout: _timed_out,
+    WriteTimeout: _timed_out,
+    OperationTimedOut: _timed_out,
+    BudgetExceeded: _timed_out,
+    InvalidRequest: _invalid_request,
+    Exception: _unexpected,
+}
