@@ -1,0 +1,68 @@
+"""Settings come from the environment once; a malformed value names its variable."""
+
+from __future__ import annotations
+
+import pytest
+
+from cqlstar.settings import Settings, SettingsError
+
+
+def test_defaults_suit_the_local_node() -> None:
+    settings = Settings.from_env({})
+    assert settings.cassandra_hosts == ("127.0.0.1",)
+    assert settings.cassandra_port == 9042
+    assert settings.cassandra_keyspace == "cqlstar"
+    assert (settings.host, settings.port) == ("127.0.0.1", 8000)
+    assert settings.shutdown_endpoint_enabled is False
+    assert len(settings.page_token_secret) == 32
+
+
+def test_every_variable_is_read() -> None:
+    settings = Settings.from_env(
+        {
+            "CASSANDRA_HOSTS": " node1, node2 ,",
+            "CASSANDRA_PORT": "9142",
+            "CASSANDRA_KEYSPACE": "shop_prod",
+            "CASSANDRA_LOCAL_DC": "dc2",
+            "CASSANDRA_USERNAME": "svc",
+            "CASSANDRA_PASSWORD": "pw",
+            "HOST": "0.0.0.0",
+            "PORT": "8080",
+            "CQLSTAR_PAGE_TOKEN_SECRET": "a-long-enough-secret",
+            "CQLSTAR_ENABLE_SHUTDOWN": "true",
+            "LOG_LEVEL": "debug",
+        }
+    )
+    assert settings.cassandra_hosts == ("node1", "node2")
+    assert settings.cassandra_port == 9142
+    assert settings.cassandra_keyspace == "shop_prod"
+    assert settings.cassandra_local_dc == "dc2"
+    assert (settings.cassandra_username, settings.cassandra_password) == ("svc", "pw")
+    assert (settings.host, settings.port) == ("0.0.0.0", 8080)
+    assert settings.page_token_secret == b"a-long-enough-secret"
+    assert settings.shutdown_endpoint_enabled is True
+    assert settings.log_level == "DEBUG"
+
+
+def test_each_process_makes_its_own_secret_when_none_is_configured() -> None:
+    assert Settings.from_env({}).page_token_secret != Settings.from_env({}).page_token_secret
+
+
+@pytest.mark.parametrize(
+    ("env", "names"),
+    [
+        ({"CASSANDRA_PORT": "ninety"}, "CASSANDRA_PORT"),
+        ({"CASSANDRA_PORT": "70000"}, "CASSANDRA_PORT"),
+        ({"PORT": "0"}, "PORT"),
+        ({"CASSANDRA_HOSTS": " , "}, "CASSANDRA_HOSTS"),
+        ({"CASSANDRA_KEYSPACE": "drop table; --"}, "CASSANDRA_KEYSPACE"),
+        ({"CASSANDRA_KEYSPACE": "1starts_with_digit"}, "CASSANDRA_KEYSPACE"),
+        ({"CASSANDRA_USERNAME": "only-user"}, "CASSANDRA_USERNAME"),
+        ({"CQLSTAR_PAGE_TOKEN_SECRET": "short"}, "CQLSTAR_PAGE_TOKEN_SECRET"),
+        ({"CQLSTAR_ENABLE_SHUTDOWN": "maybe"}, "CQLSTAR_ENABLE_SHUTDOWN"),
+        ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
+    ],
+)
+def test_malformed_values_are_refused_by_name(env: dict[str, str], names: str) -> None:
+    with pytest.raises(SettingsError, match=names):
+        Settings.from_env(env)

@@ -1,0 +1,72 @@
+"""X-Request-Timeout parsing and the budget shared with Cassandra calls."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from cqlstar.web import deadline
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [(b"0.5", 0.5), (b"60", 60.0), (b"1e1", 10.0), (b" 2 ", 2.0)],
+)
+def test_accepts_seconds_in_range(raw: bytes, expected: float) -> None:
+    assert deadline.parse_budget(raw) == expected
+
+
+@pytest.mark.parametrize("raw", [b"0", b"-1", b"60.01", b"abc", b"", b"nan", b"inf"])
+def test_refuses_malformed_or_out_of_range(raw: bytes) -> None:
+    assert deadline.parse_budget(raw) is None
+
+
+def test_no_budget_means_the_callers_default() -> None:
+    assert deadline.remaining() is None
+    assert deadline.remaining(default=7.0) == 7.0
+
+
+async def _echo_app(scope: object, receive: object, send: object) -> None:
+    budget = deadline.remaining(default=100.0)
+    await send({"type": "http.response.start", "status": 200, "headers": []})  # type: ignore[operator]
+    await send({"type": "http.response.body", "body": repr(budget).encode()})  # type: ignore[operator]
+
+
+async def _sleepy_app(scope: object, receive: object, send: object) -> None:
+    await asyncio.sleep(5)
+
+
+async def _call(app: object, header: bytes | None) -> list[dict[str, object]]:
+    sent: list[dict[str, object]] = []
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    headers = [(b"x-request-timeout", header)] if header is not None else []
+    middleware = deadline.RequestBudgetMiddleware(app)  # type: ignore[arg-type]
+    await middleware({"type": "http", "headers": headers}, None, send)  # type: ignore[arg-type]
+    return sent
+
+
+async def test_the_budget_flows_to_code_running_in_the_request() -> None:
+    sent = await _call(_echo_app, b"2.5")
+    left = float(sent[1]["body"])  # type: ignore[arg-type]
+    assert 2.0 < left <= 2.5
+
+
+async def test_malformed_header_answers_400_without_calling_the_app() -> None:
+    sent = await _call(_sleepy_app, b"soon")
+    assert sent[0]["status"] == 400
+    assert sent[1]["body"] == b'{"detail":"Invalid X-Request-Timeout header"}'
+
+
+async def test_exhausted_budget_answers_504() -> None:
+    sent = await _call(_sleepy_app, b"0.05")
+    assert sent[0]["status"] == 504
+    assert sent[1]["body"] == b'{"detail":"Gateway Timeout"}'
+
+
+async def test_budget_is_gone_after_the_request() -> None:
+    await _call(_echo_app, b"1")
+    assert deadline.remaining() is None
