@@ -7,9 +7,11 @@ import logging
 import os
 import signal
 from datetime import UTC, datetime
+from typing import Any
 
-from litestar import Controller, Response, get, post
+from litestar import Controller, Request, Response, get, post
 from litestar.background_tasks import BackgroundTask
+from litestar.enums import OpenAPIMediaType
 from litestar.exceptions import PermissionDeniedException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
@@ -32,6 +34,11 @@ class SystemController(Controller):
     @get("/", operation_id="welcome", summary="Service name, version and where the docs are")
     async def welcome(self) -> Welcome:
         return Welcome(message="cqlstar: a Users API over Apache Cassandra", version=__version__)
+
+    @get("/openapi.json", include_in_schema=False, media_type=OpenAPIMediaType.OPENAPI_JSON)
+    async def openapi_document(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
+        """The OpenAPI 3.1 document at the path clients look for first (also at /docs/openapi.json)."""
+        return request.app.openapi_schema.to_schema()
 
     @get(
         "/health",
