@@ -5,7 +5,8 @@
 #
 # The binary lands in ${XDG_CACHE_HOME:-$HOME/.cache}/cqlstar/otelcol/<version>/
 # and the script returns immediately when it is already there and was built
-# from the current manifest, so tests can call it on every run. A cold build
+# from the current manifest (no Go toolchain needed for that), so tests can
+# call it on every run. A cold build
 # compiles a few hundred modules and takes minutes on a small machine; all
 # progress goes to stderr so stdout stays a single, parseable path.
 #
@@ -19,8 +20,6 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 manifest="$here/builder-config.yaml"
 
 log() { printf 'build-collector: %s\n' "$*" >&2; }
-
-command -v go >/dev/null 2>&1 || { log "go toolchain not found in PATH"; exit 127; }
 
 # dist.version is the single source of truth for the release; the builder
 # itself must come from that same release so its templates match the modules.
@@ -40,6 +39,10 @@ if [[ "${OTELCOL_FORCE_BUILD:-0}" != 1 ]] && is_current; then
   printf '%s\n' "$binary"
   exit 0
 fi
+
+# Exit status 127 tells callers (tests/otelcol.py) "cannot build here", as
+# opposed to a build that failed.
+command -v go >/dev/null 2>&1 || { log "go toolchain not found in PATH"; exit 127; }
 
 mkdir -p "$cache_root"
 # Serialise concurrent callers (e.g. parallel test workers): the second one

@@ -205,6 +205,27 @@ def test_spans_round_trip_with_span_metrics(collector: RunningCollector) -> None
     assert db_duration.attributes["db.collection.name"] == "users"
 
 
+def test_traces_pipeline_forwards_to_jaeger_endpoint(tmp_path: Path) -> None:
+    # The production exporter (otlp_grpc/jaeger, plaintext, endpoint from
+    # JAEGER_ENDPOINT) is replaced by files in the overlay, so check it on
+    # its own: a second collector stands in for Jaeger, which ingests the
+    # same OTLP/gRPC.
+    with run_collector(tmp_path / "jaeger") as jaeger:
+        forward_to_jaeger = (
+            "yaml:service::pipelines::traces::exporters: [otlp_grpc/jaeger, span_metrics]"
+        )
+        with run_collector(
+            tmp_path / "collector",
+            configs=(BASE_CONFIG, TEST_OVERLAY, forward_to_jaeger),
+            extra_env={"JAEGER_ENDPOINT": f"127.0.0.1:{jaeger.grpc_port}"},
+        ) as collector:
+            trace_id, server_id, db_id = _send_request_trace(collector.otlp_grpc_endpoint)
+            spans = _ours(jaeger.wait_for_spans(lambda s: len(_ours(s)) >= 2))
+    assert spans[SERVER_SPAN].trace_id == trace_id
+    assert spans[DB_SPAN].parent_span_id == server_id
+    assert spans[DB_SPAN].span_id == db_id
+
+
 def test_span_metrics_reach_prometheus_exporter(collector: RunningCollector) -> None:
     _send_request_trace(collector.otlp_grpc_endpoint)
 
