@@ -1,0 +1,196 @@
+"""`AsyncCluster`: configuration and lifecycle of one driver `Cluster`.
+
+Policies it installs (one default execution profile):
+
+* load balancing: token-aware over DC-aware round robin (`local_dc`, or the contact points' DC);
+* retries: `IdempotencyAwareRetryPolicy(max_retries)` unless a `retry_policy` is given;
+* reconnection: exponential, 1 s doubling to 60 s, unless a `reconnection_policy` is given;
+* rows: `rows.row_factory` (tuples with attribute access, one cached class per column set);
+* protocol: with `protocol_version=None` the driver starts at v5 and steps down on the server's
+  refusal; a node that speaks neither v5 nor v4 is refused after connecting. An explicit version is
+  used as is, without negotiation;
+* I/O: the driver's libev reactor when compiled in (it is in the wheels), else the driver's default.
+
+The driver's `Cluster.connect` and `Cluster.shutdown`/`Session.shutdown` block (they wait for
+connections and threads), so they run on a one-thread executor owned by the cluster — never on the
+event loop and never on the loop's default executor, whose size is unbounded by our needs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import weakref
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from cassandra import DriverException, ProtocolVersion
+from cassandra.auth import PlainTextAuthProvider
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
+from cassandra.policies import (
+    DCAwareRoundRobinPolicy,
+    ExponentialReconnectionPolicy,
+    TokenAwarePolicy,
+)
+from opentelemetry.trace import TracerProvider
+
+from .retry import IdempotencyAwareRetryPolicy
+from .rows import row_factory
+from .session import AsyncSession, SessionClosedError
+from .telemetry import QueryTelemetry
+
+try:  # the compiled reactor; absent only in a driver built without libev
+    from cassandra.io.libevreactor import LibevConnection as _Reactor
+except ImportError:  # pragma: no cover
+    _Reactor = None
+
+__all__ = ["AsyncCluster"]
+
+_T = TypeVar("_T")
+
+_MIN_PROTOCOL = ProtocolVersion.V4
+_PREFERRED_PROTOCOL = ProtocolVersion.V5
+
+
+class AsyncCluster:
+    """An asyncio front to a driver `Cluster`: connect sessions, read metadata, shut down."""
+
+    def __init__(
+        self,
+        contact_points: Sequence[str] = ("127.0.0.1",),
+        *,
+        port: int = 9042,
+        local_dc: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        protocol_version: int | None = None,
+        connect_timeout: float = 5.0,
+        request_timeout: float = 10.0,
+        retry_policy: Any = None,
+        reconnection_policy: Any = None,
+        max_retries: int = 3,
+        tracer_provider: TracerProvider | None = None,
+    ) -> None:
+        profile = ExecutionProfile(
+            load_balancing_policy=TokenAwarePolicy(
+                DCAwareRoundRobinPolicy(local_dc=local_dc or "")
+            ),
+            retry_policy=retry_policy or IdempotencyAwareRetryPolicy(max_retries=max_retries),
+            request_timeout=request_timeout,
+            row_factory=row_factory,
+        )
+        options: dict[str, Any] = {
+            "contact_points": list(contact_points),
+            "port": port,
+            "execution_profiles": {EXEC_PROFILE_DEFAULT: profile},
+            "reconnection_policy": reconnection_policy
+            or ExponentialReconnectionPolicy(base_delay=1.0, max_delay=60.0),
+            "connect_timeout": connect_timeout,
+            "control_connection_timeout": connect_timeout,
+        }
+        if username is not None:
+            options["auth_provider"] = PlainTextAuthProvider(username=username, password=password)
+        if protocol_version is not None:
+            options["protocol_version"] = protocol_version
+        if _Reactor is not None:
+            options["connection_class"] = _Reactor
+        self._cluster = Cluster(**options)
+        if protocol_version is None:
+            # Not passed to the constructor: that would make it "explicit" and disable the
+            # driver's step-down on a ProtocolError. Set afterwards, it is only the starting point.
+            self._cluster.protocol_version = _PREFERRED_PROTOCOL
+        self._request_timeout = request_timeout
+        self._telemetry = QueryTelemetry(tracer_provider)
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="aiocassandra-cluster"
+        )
+        self._sessions: weakref.WeakSet[AsyncSession] = weakref.WeakSet()
+        self._closed = False
+        self._shutdown: asyncio.Future[Any] | None = None
+
+    # Properties -------------------------------------------------------------------------------
+
+    @property
+    def metadata(self) -> Any:
+        """The driver's cluster metadata (keyspaces, tables, hosts, token map)."""
+        return self._cluster.metadata
+
+    @property
+    def protocol_version(self) -> int:
+        """The native protocol version in use (final once connected)."""
+        version: int = self._cluster.protocol_version
+        return version
+
+    @property
+    def request_timeout(self) -> float:
+        return self._request_timeout
+
+    @property
+    def is_closed(self) -> bool:
+        return self._closed
+
+    @property
+    def driver_cluster(self) -> Any:
+        """The underlying driver `Cluster` (for what this layer does not wrap)."""
+        return self._cluster
+
+    def register_user_type(self, keyspace: str, type_name: str, klass: type) -> None:
+        """Map a user-defined type to a Python class (no I/O; see the driver's docs)."""
+        self._cluster.register_user_type(keyspace, type_name, klass)
+
+    # Lifecycle --------------------------------------------------------------------------------
+
+    def _run_blocking(self, fn: Callable[[], _T]) -> asyncio.Future[_T]:
+        return asyncio.get_running_loop().run_in_executor(self._executor, fn)
+
+    async def connect(self, keyspace: str | None = None) -> AsyncSession:
+        """Open a session (connection pools to the nodes), optionally bound to `keyspace`."""
+        if self._closed:
+            raise SessionClosedError("the cluster is shut down")
+        pending = self._run_blocking(lambda: self._cluster.connect(keyspace))
+        try:
+            session = await asyncio.shield(pending)
+        except asyncio.CancelledError:
+            # The connect goes on in its thread; whatever session it makes must not leak.
+            pending.add_done_callback(_shutdown_abandoned_session)
+            raise
+        if self._cluster.protocol_version < _MIN_PROTOCOL:
+            version = self._cluster.protocol_version
+            await self._run_blocking(session.shutdown)
+            raise DriverException(
+                f"the cluster speaks native protocol v{version}; this layer needs v4 or v5"
+            )
+        if self._closed:  # shut down while we were connecting
+            await self._run_blocking(session.shutdown)
+            raise SessionClosedError("the cluster was shut down while connecting")
+        async_session = AsyncSession(self, session)
+        self._sessions.add(async_session)
+        return async_session
+
+    async def shutdown(self) -> None:
+        """Close every session and connection and stop the driver's threads. Idempotent."""
+        if self._shutdown is None:
+            self._closed = True
+            for session in list(self._sessions):
+                session._mark_closed()
+            self._shutdown = self._run_blocking(self._cluster.shutdown)
+            # Lets the executor's thread exit once the shutdown (queued after any connect) ran.
+            self._shutdown.add_done_callback(lambda _: self._executor.shutdown(wait=False))
+        await asyncio.shield(self._shutdown)
+
+    async def __aenter__(self) -> AsyncCluster:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.shutdown()
+
+    def __repr__(self) -> str:
+        state = "shut down" if self._closed else "open"
+        return f"<AsyncCluster {state} contact_points={self._cluster.contact_points!r}>"
+
+
+def _shutdown_abandoned_session(pending: asyncio.Future[Any]) -> None:
+    if not pending.cancelled() and pending.exception() is None:
+        session = pending.result()
+        # Session.shutdown blocks briefly; this runs once, on an abandoned connect only.
+        asyncio.get_running_loop().run_in_executor(None, session.shutdown)

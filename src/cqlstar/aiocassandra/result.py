@@ -1,0 +1,192 @@
+"""`AsyncResultSet`: the answer to `AsyncSession.execute`, one page at a time.
+
+`execute` returns as soon as the *first* page is in; nothing more is fetched until the caller asks:
+`async for` fetches the next page only when the current one is used up, `all()` fetches the rest.
+The first page alone is what `one()`, `first()` and `current_rows` look at, like the driver's own
+`ResultSet`. `has_more_pages` and `paging_state` describe the position after the latest page fetched,
+so `paging_state` can be handed to a client as a page token and given back to `execute`.
+
+This module also owns `fetch_next_page`, the one place a further page of a driver `ResponseFuture`
+is requested (streams use it too), and the per-page timeout that comes with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
+
+from .cql import CqlSummary
+from .rows import Row
+
+if TYPE_CHECKING:
+    from ._bridge import LoopBridge
+    from .session import AsyncSession
+
+__all__ = ["AsyncResultSet", "fetch_next_page"]
+
+
+def fetch_next_page(
+    response_future: Any, bridge: LoopBridge, timeout: float | None
+) -> asyncio.Future[Any]:
+    """Ask the driver for the page after the current one; the future gets its rows.
+
+    The caller must know that there is a next page (`response_future.has_more_pages`).
+    """
+    fut: asyncio.Future[Any] = bridge.loop.create_future()
+    # A ResponseFuture keeps its callbacks across pages and calls them again for every page; the
+    # previous page's callbacks point at a future that is already done.
+    response_future.clear_callbacks()
+    _restart_timeout(response_future, timeout)
+    response_future.start_fetching_next_page()
+    # Only now: start_fetching_next_page resets the previous result, so a callback added before it
+    # would be called at once with the *previous* page.
+    response_future.add_callback(bridge.deliver_result, fut)
+    response_future.add_errback(bridge.deliver_error, fut)
+    return fut
+
+
+def _restart_timeout(response_future: Any, timeout: float | None) -> None:
+    """Give the next page its own client-side timeout, counted from now.
+
+    The driver (3.29/3.30) arms its request timer only once per ResponseFuture and measures it from
+    the first request: later pages would either inherit a deadline long past or, as the stale timer
+    object is never cleared, get no timer at all. Resetting the start time and the timer makes
+    `start_fetching_next_page` arm a fresh one, so each page fetch times out on its own with the
+    driver's usual OperationTimedOut (and the driver's usual handling of the orphaned stream id).
+    """
+    if timeout is not None:
+        response_future.timeout = timeout
+    response_future._start_time = time.time()
+    response_future._timer = None
+
+
+def _as_rows(value: Any) -> list[Row]:
+    # None for writes and schema changes; a list of rows for a ROWS result.
+    return value if isinstance(value, list) else []
+
+
+class AsyncResultSet:
+    """The result of one `execute`: the first page now, later pages when iterated."""
+
+    __slots__ = (
+        "_index",
+        "_page_number",
+        "_response_future",
+        "_rows",
+        "_session",
+        "_summary",
+        "_timeout",
+    )
+
+    def __init__(
+        self,
+        session: AsyncSession,
+        response_future: Any,
+        rows: Any,
+        summary: CqlSummary,
+        timeout: float | None,
+    ) -> None:
+        self._session = session
+        self._response_future = response_future
+        self._rows = _as_rows(rows)
+        self._index = 0  # next row of the current page for `async for`
+        self._page_number = 1
+        self._summary = summary
+        self._timeout = timeout
+
+    # The current page -------------------------------------------------------------------------
+
+    @property
+    def current_rows(self) -> list[Row]:
+        """The rows of the current (latest fetched) page."""
+        return self._rows
+
+    def one(self) -> Row | None:
+        """The first row of the current page, or None when it is empty (the driver's `one()`)."""
+        rows = self._rows
+        return rows[0] if rows else None
+
+    def first(self) -> Row | None:
+        """Same as `one()`."""
+        rows = self._rows
+        return rows[0] if rows else None
+
+    @property
+    def has_more_pages(self) -> bool:
+        """Whether the server has rows after the latest fetched page."""
+        return bool(self._response_future.has_more_pages)
+
+    @property
+    def paging_state(self) -> bytes | None:
+        """Opaque position after the latest fetched page, for `execute(..., paging_state=...)`."""
+        state: bytes | None = self._response_future._paging_state
+        return state
+
+    @property
+    def column_names(self) -> list[str]:
+        """The result's column names, as the server sent them (empty for a write)."""
+        return list(self._response_future._col_names or ())
+
+    @property
+    def was_applied(self) -> bool:
+        """For a conditional (IF ...) statement: whether the server applied it."""
+        names = self._response_future._col_names
+        if not names or names[0] != "[applied]" or not self._rows:
+            raise RuntimeError("was_applied is only known for a conditional statement's result")
+        return bool(self._rows[0][0])
+
+    @property
+    def response_future(self) -> Any:
+        """The driver's ResponseFuture behind this result (warnings, tracing, custom payload)."""
+        return self._response_future
+
+    # Later pages ------------------------------------------------------------------------------
+
+    async def all(self) -> list[Row]:
+        """Every row not yet iterated: the rest of the current page and all later pages."""
+        rows = self._rows[self._index :] if self._index else list(self._rows)
+        while self._response_future.has_more_pages:
+            await self._fetch_next_page()
+            rows.extend(self._rows)
+        self._index = len(self._rows)
+        return rows
+
+    def __aiter__(self) -> AsyncResultSet:
+        return self
+
+    async def __anext__(self) -> Row:
+        while True:
+            index = self._index
+            if index < len(self._rows):
+                self._index = index + 1
+                return self._rows[index]
+            if not self._response_future.has_more_pages:
+                raise StopAsyncIteration
+            await self._fetch_next_page()
+
+    async def _fetch_next_page(self) -> None:
+        session = self._session
+        response_future = self._response_future
+        bridge = session._bridge_for(asyncio.get_running_loop())
+        span = session._telemetry.start_page(
+            self._summary, session.keyspace, response_future.query, self._page_number + 1
+        )
+        try:
+            rows = await fetch_next_page(response_future, bridge, self._timeout)
+        except BaseException as exc:
+            response_future.clear_callbacks()
+            if span is not None:
+                session._telemetry.fail(span, response_future, exc)
+            raise
+        self._rows = _as_rows(rows)
+        self._index = 0
+        self._page_number += 1
+        if span is not None:
+            session._telemetry.succeed(span, response_future, len(self._rows))
+
+    def __repr__(self) -> str:
+        return (
+            f"<AsyncResultSet page={self._page_number} rows={len(self._rows)} "
+            f"has_more_pages={self.has_more_pages}>"
+        )

@@ -1,0 +1,169 @@
+"""OpenTelemetry spans for the layer: one CLIENT span per logical query, in current DB semconv.
+
+Span model (also described in the package docstring):
+
+* `execute`, `execute_batch`, `prepare`: one span per call, covering every retry and speculative
+  attempt the driver makes for it, ended on the event loop when the answer arrives.
+* A later page fetched by iterating an `AsyncResultSet` (or by its `all()`): one span per page
+  fetch, parented to the iterating task's current span — an `AsyncResultSet` has no end of life,
+  so the first span cannot wait for iteration.
+* A stream (`execute_stream`): one span for the whole stream, from the first request until the
+  stream is exhausted, fails or is cancelled, with one `cassandra.page` event per page handed to the
+  consumer; `db.response.returned_rows` is the total.
+
+Names are `<OPERATION> <keyspace>.<table>` (`SELECT cqlstar.users`), or the operation alone when
+the statement names no table; PREPARE spans are `PREPARE <keyspace>.<table>` with
+`db.operation.name = PREPARE`. `db.query.text` is the statement text as written, with its
+placeholders: bound values are never recorded.
+
+Cost when tracing is off: the tracer is the API's ProxyTracer (so an SDK provider installed later by
+the application is picked up), `start_span` returns a non-recording span, and nothing else is done:
+every attribute is computed only after `span.is_recording()` said yes. Spans are started and ended
+on the event loop thread, in the awaiting task's context, never on the driver's I/O thread.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cassandra import ConsistencyLevel
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvider
+
+from .cql import CqlSummary
+
+__all__ = ["QueryTelemetry"]
+
+INSTRUMENTATION_NAME = "cqlstar.aiocassandra"
+
+DB_SYSTEM_NAME = "db.system.name"
+DB_NAMESPACE = "db.namespace"
+DB_COLLECTION_NAME = "db.collection.name"
+DB_OPERATION_NAME = "db.operation.name"
+DB_OPERATION_BATCH_SIZE = "db.operation.batch.size"
+DB_QUERY_TEXT = "db.query.text"
+DB_QUERY_SUMMARY = "db.query.summary"
+DB_RESPONSE_RETURNED_ROWS = "db.response.returned_rows"
+CASSANDRA_CONSISTENCY_LEVEL = "cassandra.consistency.level"
+CASSANDRA_PAGE_SIZE = "cassandra.page.size"
+CASSANDRA_COORDINATOR_ID = "cassandra.coordinator.id"
+CASSANDRA_COORDINATOR_DC = "cassandra.coordinator.dc"
+CASSANDRA_QUERY_IDEMPOTENT = "cassandra.query.idempotent"
+CASSANDRA_PAGE_NUMBER = "cassandra.page.number"  # not semconv: which page of a paged query
+SERVER_ADDRESS = "server.address"
+SERVER_PORT = "server.port"
+ERROR_TYPE = "error.type"
+PAGE_EVENT = "cassandra.page"
+
+# ConsistencyLevel.ONE -> "one", as the semconv enumerates the values.
+_CONSISTENCY_NAMES: dict[int, str] = {
+    value: name.lower() for value, name in ConsistencyLevel.value_to_name.items()
+}
+
+
+class QueryTelemetry:
+    """Starts and ends the layer's spans; one instance per cluster."""
+
+    __slots__ = ("_tracer",)
+
+    def __init__(self, tracer_provider: TracerProvider | None = None) -> None:
+        # Without an explicit provider this is the API's ProxyTracer (unless the application set
+        # its provider first), which forwards to whatever provider the application sets later.
+        if tracer_provider is None:
+            self._tracer = trace.get_tracer(INSTRUMENTATION_NAME)
+        else:
+            self._tracer = tracer_provider.get_tracer(INSTRUMENTATION_NAME)
+
+    def start(
+        self,
+        summary: CqlSummary,
+        session_keyspace: str | None,
+        statement: Any,
+        *,
+        operation: str | None = None,
+        name: str | None = None,
+        batch_size: int | None = None,
+    ) -> Span | None:
+        """A recording span for this statement in the current context, or None if not sampled.
+
+        `statement` is what the driver executes (a str, a Statement, or None for a PREPARE).
+        """
+        if name is None:
+            name = summary.span_name(session_keyspace)
+        span = self._tracer.start_span(name, kind=SpanKind.CLIENT)
+        if not span.is_recording():
+            return None
+        attributes: dict[str, Any] = {
+            DB_SYSTEM_NAME: "cassandra",
+            DB_OPERATION_NAME: operation or summary.operation,
+            DB_QUERY_SUMMARY: name,
+            # A PREPARE (statement None) is idempotent; a plain string never is to the driver.
+            CASSANDRA_QUERY_IDEMPOTENT: statement is None
+            or bool(getattr(statement, "is_idempotent", False)),
+        }
+        if summary.text:
+            attributes[DB_QUERY_TEXT] = summary.text
+        namespace = summary.namespace(session_keyspace)
+        if namespace:
+            attributes[DB_NAMESPACE] = namespace
+        if summary.table:
+            attributes[DB_COLLECTION_NAME] = summary.table
+        if batch_size is not None:
+            attributes[DB_OPERATION_BATCH_SIZE] = batch_size
+        span.set_attributes(attributes)
+        return span
+
+    def start_page(
+        self, summary: CqlSummary, session_keyspace: str | None, statement: Any, page_number: int
+    ) -> Span | None:
+        """A span for fetching page `page_number` (2, 3, ...) of an `AsyncResultSet`."""
+        span = self.start(summary, session_keyspace, statement)
+        if span is not None:
+            span.set_attribute(CASSANDRA_PAGE_NUMBER, page_number)
+        return span
+
+    @staticmethod
+    def succeed(span: Span, response_future: Any, rows: int | None) -> None:
+        """Record what the answer says and end the span."""
+        _set_response_attributes(span, response_future)
+        if rows is not None:
+            span.set_attribute(DB_RESPONSE_RETURNED_ROWS, rows)
+        span.end()
+
+    @staticmethod
+    def fail(span: Span, response_future: Any, exc: BaseException) -> None:
+        """Mark the span failed with the exception's class name and end it."""
+        if response_future is not None:
+            _set_response_attributes(span, response_future)
+        span.set_attribute(ERROR_TYPE, type(exc).__name__)
+        span.set_status(Status(StatusCode.ERROR, str(exc) or type(exc).__name__))
+        span.end()
+
+    @staticmethod
+    def page(span: Span, page_number: int, rows: int) -> None:
+        """A page of a stream reached the consumer."""
+        span.add_event(PAGE_EVENT, {CASSANDRA_PAGE_NUMBER: page_number, "rows": rows})
+
+
+def _set_response_attributes(span: Span, response_future: Any) -> None:
+    message = response_future.message
+    consistency = getattr(message, "consistency_level", None)
+    if consistency is not None:
+        span.set_attribute(CASSANDRA_CONSISTENCY_LEVEL, _CONSISTENCY_NAMES.get(consistency, ""))
+    fetch_size = getattr(message, "fetch_size", None)
+    if fetch_size:
+        span.set_attribute(CASSANDRA_PAGE_SIZE, fetch_size)
+    # coordinator_host is set once an answer (rows or an error) came from a node; on a client-side
+    # timeout only the node last tried is known.
+    host = response_future.coordinator_host or getattr(response_future, "_current_host", None)
+    if host is None:
+        return
+    if response_future.coordinator_host is not None:
+        if host.host_id is not None:
+            span.set_attribute(CASSANDRA_COORDINATOR_ID, str(host.host_id))
+        if host.datacenter:
+            span.set_attribute(CASSANDRA_COORDINATOR_DC, host.datacenter)
+    endpoint = host.endpoint
+    span.set_attribute(SERVER_ADDRESS, str(endpoint.address))
+    if endpoint.port:
+        span.set_attribute(SERVER_PORT, int(endpoint.port))
