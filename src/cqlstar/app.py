@@ -20,6 +20,7 @@ from cqlstar import __version__
 from cqlstar.database import CassandraConnection
 from cqlstar.settings import Settings
 from cqlstar.system.controller import SystemController
+from cqlstar.users import UserController, UserRepositoryHolder
 from cqlstar.web.deadline import RequestBudgetMiddleware
 from cqlstar.web.dependencies import provide_connection, provide_session, provide_settings
 from cqlstar.web.errors import EXCEPTION_HANDLERS
@@ -29,7 +30,8 @@ MAX_BODY_BYTES = 1024 * 1024
 
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or Settings.from_env()
-    connection = CassandraConnection(settings)
+    user_repository = UserRepositoryHolder()
+    connection = CassandraConnection(settings, on_connect=[user_repository.prepare])
 
     @asynccontextmanager
     async def cassandra_lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -40,8 +42,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await connection.close()
 
     return Litestar(
-        route_handlers=[SystemController],
-        state=State({"settings": settings, "cassandra": connection}),
+        route_handlers=[SystemController, UserController],
+        state=State(
+            {"settings": settings, "cassandra": connection, "user_repository": user_repository}
+        ),
         lifespan=[cassandra_lifespan],
         dependencies={
             "connection": Provide(provide_connection, sync_to_thread=False),

@@ -11,8 +11,10 @@ A route names its operation for those messages with `opt={"operation": "create u
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
+import msgspec
 from cassandra import (
     InvalidRequest,
     OperationTimedOut,
@@ -51,10 +53,11 @@ def _validation_error(request: Request[Any, Any, Any], exc: ValidationException)
         if not isinstance(entry, dict):
             continue
         source = entry.get("source") or "body"
-        loc: list[Any] = [source]
-        key = entry.get("key")
-        if key:
-            loc += [int(p) if p.isdigit() else p for p in str(key).strip("$.").split(".") if p]
+        loc: list[Any] = [source, *_key_path(str(entry.get("key") or ""))]
+        if loc == ["body", "data"]:
+            # Litestar names only its `data` parameter when the failure is inside a list body or
+            # in a struct's own check; the msgspec error it wraps still has the exact path.
+            loc = ["body", *_cause_path(exc)]
         items.append(
             {"loc": loc, "msg": str(entry.get("message", "invalid value")), "type": "value_error"}
         )
@@ -68,6 +71,22 @@ def _validation_error(request: Request[Any, Any, Any], exc: ValidationException)
             }
         )
     return _detail(HTTP_422_UNPROCESSABLE_ENTITY, items)
+
+
+# One step of a msgspec error path: `.name` or `[index]`.
+_PATH_STEP = re.compile(r"([^.\[\]$]+)|\[(\d+)\]")
+_CAUSE_PATH = re.compile(r"- at `\$\.data([^`]*)`$")
+
+
+def _key_path(key: str) -> list[str | int]:
+    """`users[1].name` -> ["users", 1, "name"]: FastAPI-style `loc` steps from Litestar's key."""
+    return [int(index) if index else name for name, index in _PATH_STEP.findall(key)]
+
+
+def _cause_path(exc: ValidationException) -> list[str | int]:
+    cause = exc.__cause__
+    match = _CAUSE_PATH.search(str(cause)) if isinstance(cause, msgspec.ValidationError) else None
+    return _key_path(match.group(1)) if match else []
 
 
 def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:

@@ -1,0 +1,304 @@
+"""HTTP routes of the Users resource. Thin on purpose: parse, call the repository, shape the answer.
+
+Validation is declared on the types (`cqlstar.users.schemas`, query `Parameter`s) and failures become
+responses in `cqlstar.web.errors`; Cassandra access lives in `cqlstar.users.repository`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, Response, delete, get, patch, post, put
+from litestar.di import Provide
+from litestar.exceptions import ClientException, NotFoundException, ValidationException
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import Parameter
+from litestar.response import Stream
+from litestar.status_codes import (
+    HTTP_200_OK,
+    HTTP_201_CREATED,
+    HTTP_400_BAD_REQUEST,
+    HTTP_404_NOT_FOUND,
+    HTTP_422_UNPROCESSABLE_ENTITY,
+    HTTP_503_SERVICE_UNAVAILABLE,
+    HTTP_504_GATEWAY_TIMEOUT,
+)
+
+from cqlstar.users.dependencies import (
+    provide_page_token_signer,
+    provide_user_repository,
+    provide_user_uuid,
+)
+from cqlstar.users.page_tokens import InvalidPageToken, PageTokenSigner
+from cqlstar.users.repository import UserRepository
+from cqlstar.users.schemas import (
+    BatchCreated,
+    BatchItems,
+    ErrorDetail,
+    User,
+    UserBatch,
+    UserCreate,
+    UserPage,
+    UserStreamDocument,
+    UserUpdate,
+    ValidationErrorDetail,
+)
+from cqlstar.users.streaming import NDJSON_MEDIA_TYPE, json_document, ndjson_lines
+
+USER_NOT_FOUND = "User not found"
+
+_INVALID = ResponseSpec(ValidationErrorDetail, description="The request does not validate")
+_BAD_ID = ResponseSpec(ErrorDetail, description="The user id is not a UUID")
+_NOT_FOUND = ResponseSpec(ErrorDetail, description="No user has this id")
+_UNAVAILABLE = ResponseSpec(
+    ErrorDetail, description="Cassandra cannot be reached (a Retry-After header says when to retry)"
+)
+_TIMED_OUT = ResponseSpec(ErrorDetail, description="Cassandra or the request budget timed out")
+_COMMON: dict[int, ResponseSpec] = {
+    HTTP_503_SERVICE_UNAVAILABLE: _UNAVAILABLE,
+    HTTP_504_GATEWAY_TIMEOUT: _TIMED_OUT,
+}
+_BY_ID: dict[int, ResponseSpec] = {HTTP_400_BAD_REQUEST: _BAD_ID, **_COMMON}
+
+ListLimit = Annotated[
+    int, Parameter(ge=1, le=100, description="How many users to return (1 to 100)")
+]
+StreamLimit = Annotated[
+    int, Parameter(ge=1, le=1_000_000, description="The most users to stream (1 to 1,000,000)")
+]
+FetchSize = Annotated[
+    int,
+    Parameter(
+        ge=10,
+        le=5000,
+        description="Rows per Cassandra page (10 to 5000): what the server holds at a time",
+    ),
+]
+MinAge = Annotated[
+    int | None,
+    Parameter(ge=0, le=150, description="Only users with age >= this value (0 to 150)"),
+]
+
+
+class UserController(Controller):
+    path = "/users"
+    tags = ["users"]
+    dependencies = {
+        "repository": Provide(provide_user_repository, sync_to_thread=False),
+        "user_uuid": Provide(provide_user_uuid, sync_to_thread=False),
+        "page_tokens": Provide(provide_page_token_signer, sync_to_thread=False),
+    }
+
+    @post(
+        operation_id="createUser",
+        summary="Create a user",
+        status_code=HTTP_201_CREATED,
+        responses={HTTP_422_UNPROCESSABLE_ENTITY: _INVALID, **_COMMON},
+        opt={"operation": "create user"},
+    )
+    async def create_user(self, data: UserCreate, repository: UserRepository) -> Response[User]:
+        """Stores a new user under a server-generated UUID; `created_at` equals `updated_at`.
+
+        The `Location` header points at the new user."""
+        user = await repository.create(data)
+        return Response(
+            user, status_code=HTTP_201_CREATED, headers={"Location": f"/users/{user.id}"}
+        )
+
+    @get(
+        operation_id="listUsers",
+        summary="List users",
+        responses={HTTP_422_UNPROCESSABLE_ENTITY: _INVALID, **_COMMON},
+        opt={"operation": "list users"},
+    )
+    async def list_users(self, repository: UserRepository, limit: ListLimit = 10) -> list[User]:
+        """Up to `limit` users, in Cassandra's storage (token) order. For more, use the stream
+        routes."""
+        return await repository.list_users(limit)
+
+    @get(
+        "/{user_id:str}",
+        operation_id="getUser",
+        summary="Get a user",
+        responses={HTTP_404_NOT_FOUND: _NOT_FOUND, **_BY_ID},
+        opt={"operation": "get user"},
+    )
+    async def get_user(self, user_uuid: uuid.UUID, repository: UserRepository) -> User:
+        """The user with this id."""
+        user = await repository.get(user_uuid)
+        if user is None:
+            raise NotFoundException(detail=USER_NOT_FOUND)
+        return user
+
+    @put(
+        "/{user_id:str}",
+        operation_id="replaceUser",
+        summary="Update a user",
+        responses={
+            HTTP_404_NOT_FOUND: _NOT_FOUND,
+            HTTP_422_UNPROCESSABLE_ENTITY: _INVALID,
+            **_BY_ID,
+        },
+        opt={"operation": "update user"},
+    )
+    async def put_user(
+        self, user_uuid: uuid.UUID, data: UserUpdate, repository: UserRepository
+    ) -> User:
+        """Same as PATCH: the fields sent replace the stored ones, the others are kept (at least one
+        field is required). `updated_at` moves, `created_at` does not. A user deleted meanwhile is
+        never re-created: the answer is then 404."""
+        return await _update(repository, user_uuid, data)
+
+    @patch(
+        "/{user_id:str}",
+        operation_id="updateUser",
+        summary="Partially update a user",
+        responses={
+            HTTP_404_NOT_FOUND: _NOT_FOUND,
+            HTTP_422_UNPROCESSABLE_ENTITY: _INVALID,
+            **_BY_ID,
+        },
+        opt={"operation": "update user"},
+    )
+    async def patch_user(
+        self, user_uuid: uuid.UUID, data: UserUpdate, repository: UserRepository
+    ) -> User:
+        """Changes the fields sent (at least one) and keeps the others. `updated_at` moves,
+        `created_at` does not. A user deleted meanwhile is never re-created: the answer is then
+        404."""
+        return await _update(repository, user_uuid, data)
+
+    @delete(
+        "/{user_id:str}",
+        operation_id="deleteUser",
+        summary="Delete a user",
+        responses=_BY_ID,
+        opt={"operation": "delete user"},
+    )
+    async def delete_user(self, user_uuid: uuid.UUID, repository: UserRepository) -> None:
+        """Idempotent: deleting a user that does not exist also answers 204."""
+        await repository.delete(user_uuid)
+
+    @post(
+        "/batch",
+        operation_id="createUsers",
+        summary="Create up to 100 users at once",
+        status_code=HTTP_201_CREATED,
+        responses={HTTP_422_UNPROCESSABLE_ENTITY: _INVALID, **_COMMON},
+        opt={"operation": "create users"},
+    )
+    async def create_users(
+        self, data: list[UserCreate] | UserBatch, repository: UserRepository
+    ) -> BatchCreated:
+        """The body is a JSON array of users, or `{"users": [...]}`; 1 to 100 of them. If any item
+        is invalid the answer is 422 (its `loc` names the item's index) and nothing is written;
+        otherwise all are written in one logged batch."""
+        new_users = data.users if isinstance(data, UserBatch) else _batch_items(data)
+        created = await repository.create_many(new_users)
+        return BatchCreated(created=len(created), users=created)
+
+    @get(
+        "/stream",
+        operation_id="streamUsers",
+        summary="Stream many users",
+        responses={
+            HTTP_200_OK: ResponseSpec(
+                UserStreamDocument,
+                description=(
+                    "A JSON document sent while it is read, the metadata last; with "
+                    "`Accept: application/x-ndjson`, one user per line instead"
+                ),
+            ),
+            HTTP_422_UNPROCESSABLE_ENTITY: _INVALID,
+            **_COMMON,
+        },
+        opt={"operation": "stream users"},
+    )
+    async def stream_users(
+        self,
+        request: Request[Any, Any, Any],
+        repository: UserRepository,
+        limit: StreamLimit = 1000,
+        fetch_size: FetchSize = 100,
+        age_filter: MinAge = None,
+    ) -> Stream:
+        """Reads Cassandra page by page (`fetch_size` rows each) and sends each page as it arrives,
+        so the server's memory stays bounded however many users are streamed. A client that
+        disconnects stops the read."""
+        stream = await repository.open_stream(
+            limit=limit, fetch_size=fetch_size, min_age=age_filter
+        )
+        if request.accept.best_match([NDJSON_MEDIA_TYPE, "application/json"]) == NDJSON_MEDIA_TYPE:
+            return Stream(ndjson_lines(stream), media_type=NDJSON_MEDIA_TYPE)
+        return Stream(json_document(stream, fetch_size=fetch_size), media_type="application/json")
+
+    @get(
+        "/stream/pages",
+        operation_id="pageUsers",
+        summary="Read users one page at a time",
+        responses={
+            HTTP_400_BAD_REQUEST: ResponseSpec(
+                ErrorDetail, description="`page_state` was not issued for this query"
+            ),
+            HTTP_422_UNPROCESSABLE_ENTITY: _INVALID,
+            **_COMMON,
+        },
+        opt={"operation": "page users"},
+    )
+    async def page_users(
+        self,
+        repository: UserRepository,
+        page_tokens: PageTokenSigner,
+        fetch_size: FetchSize = 100,
+        age_filter: MinAge = None,
+        page_state: Annotated[
+            str | None,
+            Parameter(
+                max_length=4096,
+                description="The `page_state` of the previous page, to get the next one",
+            ),
+        ] = None,
+    ) -> UserPage:
+        """One page of at most `fetch_size` users. Pass `page_state` back, with the same
+        `fetch_size` and `age_filter`, for the next page; walking every page returns each user
+        exactly once. The token is signed and bound to its query."""
+        paging_state = None
+        if page_state is not None:
+            try:
+                paging_state = page_tokens.open(
+                    page_state, min_age=age_filter, fetch_size=fetch_size
+                )
+            except InvalidPageToken:
+                raise ClientException(detail="Invalid page_state") from None
+        page = await repository.fetch_page(
+            fetch_size=fetch_size, min_age=age_filter, paging_state=paging_state
+        )
+        next_token = (
+            None
+            if page.paging_state is None
+            else page_tokens.issue(page.paging_state, min_age=age_filter, fetch_size=fetch_size)
+        )
+        return UserPage(users=page.users, has_more=next_token is not None, page_state=next_token)
+
+
+def _batch_items(items: list[UserCreate]) -> BatchItems:
+    """Apply `BatchItems`' length bounds to the array form of the batch body.
+
+    Litestar drops `Annotated` constraints from the arms of a union body type, so the bounds the
+    object form gets from `UserBatch.users` are checked here, by msgspec, from the same declaration.
+    """
+    try:
+        return msgspec.convert(items, BatchItems)
+    except msgspec.ValidationError as exc:
+        raise ValidationException(
+            detail="Validation failed", extra=[{"message": str(exc), "source": "body"}]
+        ) from None
+
+
+async def _update(repository: UserRepository, user_id: uuid.UUID, changes: UserUpdate) -> User:
+    user = await repository.update(user_id, changes)
+    if user is None:
+        raise NotFoundException(detail=USER_NOT_FOUND)
+    return user

@@ -1,0 +1,222 @@
+"""Every CQL statement the Users resource runs, prepared once per Cassandra connection.
+
+`UserRepository.prepare` runs from the connection's `on_connect` hook, so handlers never prepare
+anything on the request path. Each statement is marked idempotent only when a driver retry cannot
+change the outcome: the conditional update (`IF EXISTS`, a lightweight transaction) is the one that is
+not, because a retry after a timeout could apply it twice or report a misleading `[applied]`.
+
+Every call passes the request's remaining time budget as the driver timeout (`cqlstar.web.deadline`),
+so no query outlives the request that asked for it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import msgspec
+from cassandra import ConsistencyLevel
+from cassandra.query import UNSET_VALUE
+
+from cqlstar.aiocassandra import AsyncSession, AsyncStreamingResultSet, StreamConfig
+from cqlstar.users.schemas import User, UserCreate, UserUpdate, format_timestamp, utc_now_ms
+from cqlstar.web import deadline
+
+# The driver's own default; a request with an X-Request-Timeout budget gets the smaller of the two.
+QUERY_TIMEOUT_S = 10.0
+
+# Every SELECT lists the columns in `User`'s field order, so a row becomes a User positionally.
+_INSERT = (
+    "INSERT INTO users (id, name, email, age, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)"
+)
+_SELECT_BY_ID = "SELECT id, name, email, age, created_at, updated_at FROM users WHERE id = ?"
+# Columns bound to UNSET_VALUE are left untouched, so one statement serves every partial update and
+# concurrent updates of different fields do not overwrite each other. IF EXISTS makes it a
+# compare-and-set: a user deleted meanwhile is never brought back as a partial row.
+_UPDATE_IF_EXISTS = (
+    "UPDATE users SET name = ?, email = ?, age = ?, updated_at = ? WHERE id = ? IF EXISTS"
+)
+_DELETE = "DELETE FROM users WHERE id = ?"
+_SELECT_ALL = "SELECT id, name, email, age, created_at, updated_at FROM users"
+_SELECT_ALL_LIMITED = "SELECT id, name, email, age, created_at, updated_at FROM users LIMIT ?"
+# `age >= ?` is answered by the storage-attached index on `age` (no ALLOW FILTERING scan).
+_SELECT_MIN_AGE = "SELECT id, name, email, age, created_at, updated_at FROM users WHERE age >= ?"
+_SELECT_MIN_AGE_LIMITED = (
+    "SELECT id, name, email, age, created_at, updated_at FROM users WHERE age >= ? LIMIT ?"
+)
+
+# A lightweight transaction commits at a quorum; reading the result back at a quorum as well is what
+# guarantees the response shows the update that was just applied on a multi-replica cluster.
+_READ_YOUR_WRITE = ConsistencyLevel.LOCAL_QUORUM
+
+
+def user_from_row(row: Sequence[Any]) -> User:
+    """Build the response struct straight from a selected row (no dict on the way)."""
+    user_id, name, email, age, created_at, updated_at = row
+    return User(
+        user_id, name, email, age, format_timestamp(created_at), format_timestamp(updated_at)
+    )
+
+
+def users_from_rows(rows: Iterable[Sequence[Any]]) -> list[User]:
+    return [user_from_row(row) for row in rows]
+
+
+class Page(msgspec.Struct, frozen=True):
+    """One page read with explicit paging: its users and the driver's state for the next one."""
+
+    users: list[User]
+    paging_state: bytes | None
+
+
+class UserRepository:
+    """The Users table, through statements prepared for one session."""
+
+    def __init__(self, session: AsyncSession, statements: dict[str, Any]) -> None:
+        self._session = session
+        self._insert = statements["insert"]
+        self._select_by_id = statements["select_by_id"]
+        self._update_if_exists = statements["update_if_exists"]
+        self._delete = statements["delete"]
+        self._select_all = statements["select_all"]
+        self._select_min_age = statements["select_min_age"]
+        self._select_all_limited = statements["select_all_limited"]
+        self._select_min_age_limited = statements["select_min_age_limited"]
+
+    @classmethod
+    async def prepare(cls, session: AsyncSession) -> UserRepository:
+        """Prepare every statement on `session`; run once per connection."""
+        # (name, CQL, idempotent): a new uuid makes the insert safe to retry; reads and deletes are.
+        specs = (
+            ("insert", _INSERT, True),
+            ("select_by_id", _SELECT_BY_ID, True),
+            ("update_if_exists", _UPDATE_IF_EXISTS, False),
+            ("delete", _DELETE, True),
+            ("select_all", _SELECT_ALL, True),
+            ("select_min_age", _SELECT_MIN_AGE, True),
+            ("select_all_limited", _SELECT_ALL_LIMITED, True),
+            ("select_min_age_limited", _SELECT_MIN_AGE_LIMITED, True),
+        )
+        statements = {
+            name: await session.prepare(cql, idempotent=idempotent)
+            for name, cql, idempotent in specs
+        }
+        return cls(session, statements)
+
+    async def create(self, new_user: UserCreate) -> User:
+        now = utc_now_ms()
+        user_id = uuid.uuid4()
+        await self._session.execute(
+            self._insert,
+            (user_id, new_user.name, new_user.email, new_user.age, now, now),
+            timeout=deadline.remaining(QUERY_TIMEOUT_S),
+        )
+        stamp = format_timestamp(now)
+        return User(user_id, new_user.name, new_user.email, new_user.age, stamp, stamp)
+
+    async def create_many(self, new_users: Sequence[UserCreate]) -> list[User]:
+        """Write every user in one logged batch: all of them land, or (on failure) none is reported."""
+        now = utc_now_ms()
+        stamp = format_timestamp(now)
+        created: list[User] = []
+        batch: list[tuple[Any, tuple[Any, ...]]] = []
+        for new_user in new_users:
+            user_id = uuid.uuid4()
+            batch.append(
+                (self._insert, (user_id, new_user.name, new_user.email, new_user.age, now, now))
+            )
+            created.append(User(user_id, new_user.name, new_user.email, new_user.age, stamp, stamp))
+        await self._session.execute_batch(
+            batch, logged=True, timeout=deadline.remaining(QUERY_TIMEOUT_S)
+        )
+        return created
+
+    async def get(self, user_id: uuid.UUID, *, consistency: int | None = None) -> User | None:
+        result = await self._session.execute(
+            self._select_by_id,
+            (user_id,),
+            timeout=deadline.remaining(QUERY_TIMEOUT_S),
+            consistency=consistency,
+        )
+        row = result.one()
+        return None if row is None else user_from_row(row)
+
+    async def update(self, user_id: uuid.UUID, changes: UserUpdate) -> User | None:
+        """Apply the fields set in `changes`; None when the user does not exist (nothing written)."""
+        result = await self._session.execute(
+            self._update_if_exists,
+            (
+                _bound(changes.name),
+                _bound(changes.email),
+                _bound(changes.age),
+                utc_now_ms(),
+                user_id,
+            ),
+            timeout=deadline.remaining(QUERY_TIMEOUT_S),
+            consistency=_READ_YOUR_WRITE,
+        )
+        if not result.was_applied:
+            return None
+        # The conditional update does not return the row. Read it back rather than merging locally:
+        # another client may have changed the other fields in between, and this shows what is stored.
+        return await self.get(user_id, consistency=_READ_YOUR_WRITE)
+
+    async def delete(self, user_id: uuid.UUID) -> None:
+        await self._session.execute(
+            self._delete, (user_id,), timeout=deadline.remaining(QUERY_TIMEOUT_S)
+        )
+
+    async def list_users(self, limit: int) -> list[User]:
+        result = await self._session.execute(
+            self._select_all_limited, (limit,), timeout=deadline.remaining(QUERY_TIMEOUT_S)
+        )
+        # LIMIT <= 100 with the default page size of 5000: one page, no further round trips.
+        return users_from_rows(result.current_rows)
+
+    async def open_stream(
+        self, *, limit: int, fetch_size: int, min_age: int | None
+    ) -> AsyncStreamingResultSet:
+        """A paged read of at most `limit` users, `fetch_size` rows per Cassandra page.
+
+        The caller owns the stream: enter it with `async with` so it is closed however the caller
+        stops (end of data, client gone, error).
+        """
+        parameters: tuple[int, ...]
+        if min_age is None:
+            statement, parameters = self._select_all_limited, (limit,)
+        else:
+            statement, parameters = self._select_min_age_limited, (min_age, limit)
+        timeout = deadline.remaining(QUERY_TIMEOUT_S)
+        stream: AsyncStreamingResultSet = await self._session.execute_stream(
+            statement,
+            parameters,
+            config=StreamConfig(fetch_size=fetch_size, timeout=timeout),
+            timeout=timeout,
+        )
+        return stream
+
+    async def fetch_page(
+        self, *, fetch_size: int, min_age: int | None, paging_state: bytes | None
+    ) -> Page:
+        """One page of users, resuming at `paging_state` (None for the first page)."""
+        parameters: tuple[int, ...]
+        if min_age is None:
+            statement, parameters = self._select_all, ()
+        else:
+            statement, parameters = self._select_min_age, (min_age,)
+        result = await self._session.execute(
+            statement,
+            parameters,
+            timeout=deadline.remaining(QUERY_TIMEOUT_S),
+            fetch_size=fetch_size,
+            paging_state=paging_state,
+        )
+        # current_rows only: iterating the result would fetch the following pages too.
+        users = users_from_rows(result.current_rows)
+        return Page(users, result.paging_state if result.has_more_pages else None)
+
+
+def _bound(value: object) -> object:
+    """Leave a column untouched when the client did not send it."""
+    return UNSET_VALUE if value is msgspec.UNSET else value

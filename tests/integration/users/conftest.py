@@ -1,0 +1,81 @@
+"""Fixtures for the Users integration tests: a direct driver session on this run's keyspace, a bulk
+data set for the streaming tests, and a factory of unique user bodies.
+
+The `users` table is shared by every test of the run, so a test never counts rows globally: it checks
+the rows it made itself (unique names/emails), and the age ranges keep the suites apart:
+ages 0..99 for the bulk rows and ordinary tests, 120..150 for the stream and page walks, which filter
+with `age_filter` so that they read only their own small sets.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from cassandra.cluster import Cluster, Session
+from cassandra.concurrent import execute_concurrent_with_args
+
+BULK_USERS = 100_000
+BULK_MAX_AGE = 99
+_SEED_CONCURRENCY = 256
+
+UserBody = dict[str, Any]
+
+
+@pytest.fixture(scope="session")
+def users_table(cassandra: Any, keyspace: str, live_app: Any) -> Iterator[Session]:
+    """A driver session on the run's keyspace; `live_app` first, because the service creates the
+    schema when it connects."""
+    cluster = Cluster(list(cassandra.hosts), port=cassandra.port)
+    try:
+        yield cluster.connect(keyspace)
+    finally:
+        cluster.shutdown()
+
+
+@pytest.fixture(scope="session")
+def bulk_users(users_table: Session) -> int:
+    """Insert BULK_USERS rows (ages 0..99) straight through the driver, many writes in flight.
+
+    Going around the HTTP API is deliberate: this is test data for reads, and the driver's
+    `execute_concurrent_with_args` writes 100k rows in seconds where HTTP would take minutes.
+    """
+    insert = users_table.prepare(
+        "INSERT INTO users (id, name, email, age, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)"
+    )
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+    rows = [
+        (uuid.uuid4(), f"Bulk User {n}", f"bulk-{n}@example.com", n % (BULK_MAX_AGE + 1), now, now)
+        for n in range(BULK_USERS)
+    ]
+    started = time.monotonic()
+    execute_concurrent_with_args(
+        users_table, insert, rows, concurrency=_SEED_CONCURRENCY, raise_on_first_error=True
+    )
+    print(f"\n[users] seeded {BULK_USERS} rows in {time.monotonic() - started:.1f} s")
+    return BULK_USERS
+
+
+_serial = itertools.count()
+
+
+@pytest.fixture
+def user_body() -> Callable[..., UserBody]:
+    """A factory of valid, unique user bodies: `user_body(age=30)`."""
+    run = uuid.uuid4().hex[:8]
+
+    def make(*, age: int = 42, **overrides: Any) -> UserBody:
+        n = next(_serial)
+        return {
+            "name": f"User {run}-{n}",
+            "email": f"user-{run}-{n}@example.com",
+            "age": age,
+            **overrides,
+        }
+
+    return make

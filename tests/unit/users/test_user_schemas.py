@@ -1,0 +1,184 @@
+"""The Users bodies: the contract's constraints hold at decode time, and timestamps format one way."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+import pytest
+
+from cqlstar.users.schemas import (
+    BatchItems,
+    User,
+    UserBatch,
+    UserCreate,
+    UserUpdate,
+    format_timestamp,
+    utc_now_ms,
+)
+
+VALID = {"name": "Ada Lovelace", "email": "ada@example.com", "age": 36}
+# 254 characters, the upper bound: a full 64-character local part and 61-character labels.
+LONGEST_EMAIL = "a" * 64 + "@" + ".".join(["c" * 61] * 3) + ".exa"
+
+
+def decode(body: dict[str, Any], type_: Any = UserCreate) -> Any:
+    return msgspec.json.decode(msgspec.json.encode(body), type=type_)
+
+
+def test_valid_user_decodes() -> None:
+    assert decode(VALID) == UserCreate("Ada Lovelace", "ada@example.com", 36)
+
+
+def test_unknown_fields_are_ignored() -> None:
+    assert decode({**VALID, "id": "x", "role": "admin"}) == UserCreate(**VALID)
+
+
+@pytest.mark.parametrize("missing", ["name", "email", "age"])
+def test_every_field_is_required(missing: str) -> None:
+    body = {k: v for k, v in VALID.items() if k != missing}
+    with pytest.raises(msgspec.ValidationError, match=f"missing required field `{missing}`"):
+        decode(body)
+
+
+@pytest.mark.parametrize("name", ["A", "x" * 100, " padded ", "Zoë 李"])
+def test_names_within_bounds(name: str) -> None:
+    assert decode({**VALID, "name": name}).name == name
+
+
+@pytest.mark.parametrize("name", ["", "x" * 101, "   ", "\t\n"])
+def test_names_out_of_bounds(name: str) -> None:
+    with pytest.raises(msgspec.ValidationError, match=r"\$\.name"):
+        decode({**VALID, "name": name})
+
+
+@pytest.mark.parametrize(
+    "email",
+    [
+        "a@b.io",
+        "first.last+tag@sub.example.co.uk",
+        "o'brien@example.org",
+        "x" * 64 + "@example.com",
+        "a@" + "b" * 63 + ".com",
+        LONGEST_EMAIL,
+    ],
+)
+def test_valid_emails(email: str) -> None:
+    assert decode({**VALID, "email": email}).email == email
+
+
+@pytest.mark.parametrize(
+    "email",
+    [
+        "",
+        "plain",
+        "@example.com",
+        "a@",
+        "a@localhost",
+        "a b@example.com",
+        "a@exa mple.com",
+        "a@@example.com",
+        "a@-example.com",
+        "a@example-.com",
+        "a@example..com",
+        "x" * 65 + "@example.com",
+        "a@" + "b" * 64 + ".com",
+        # 255 characters: one over the limit, otherwise well formed.
+        LONGEST_EMAIL + "m",
+    ],
+)
+def test_invalid_emails(email: str) -> None:
+    with pytest.raises(msgspec.ValidationError, match=r"\$\.email"):
+        decode({**VALID, "email": email})
+
+
+def test_email_length_bound_is_exact() -> None:
+    assert len(LONGEST_EMAIL) == 254
+
+
+@pytest.mark.parametrize("age", [0, 1, 150])
+def test_ages_within_bounds(age: int) -> None:
+    assert decode({**VALID, "age": age}).age == age
+
+
+@pytest.mark.parametrize("age", [-1, 151, 36.5, "36", True, None])
+def test_ages_out_of_bounds_or_not_integers(age: object) -> None:
+    with pytest.raises(msgspec.ValidationError, match=r"\$\.age"):
+        decode({**VALID, "age": age})
+
+
+def test_update_keeps_unsent_fields_unset() -> None:
+    update = decode({"age": 40}, UserUpdate)
+    assert update.age == 40
+    assert update.name is msgspec.UNSET
+    assert update.email is msgspec.UNSET
+
+
+def test_update_needs_at_least_one_field() -> None:
+    with pytest.raises(msgspec.ValidationError, match="at least one of name, email, age"):
+        decode({}, UserUpdate)
+    with pytest.raises(msgspec.ValidationError, match="at least one of name, email, age"):
+        decode({"unknown": 1}, UserUpdate)
+
+
+def test_update_fields_carry_the_create_constraints() -> None:
+    with pytest.raises(msgspec.ValidationError, match=r"\$\.age"):
+        decode({"age": 151}, UserUpdate)
+    with pytest.raises(msgspec.ValidationError, match=r"\$\.email"):
+        decode({"email": "nope"}, UserUpdate)
+    with pytest.raises(msgspec.ValidationError, match=r"\$\.name"):
+        decode({"name": None}, UserUpdate)
+
+
+@pytest.mark.parametrize("count", [1, 100])
+def test_batch_sizes_within_bounds(count: int) -> None:
+    items = msgspec.convert([VALID] * count, BatchItems)
+    assert len(items) == count
+    assert len(decode({"users": [VALID] * count}, UserBatch).users) == count
+
+
+@pytest.mark.parametrize("count", [0, 101])
+def test_batch_sizes_out_of_bounds(count: int) -> None:
+    with pytest.raises(msgspec.ValidationError, match="length"):
+        msgspec.convert([VALID] * count, BatchItems)
+    with pytest.raises(msgspec.ValidationError, match=r"\$\.users"):
+        decode({"users": [VALID] * count}, UserBatch)
+
+
+def test_batch_error_names_the_item_index() -> None:
+    items = [VALID, VALID, VALID, {**VALID, "email": "bad"}]
+    with pytest.raises(msgspec.ValidationError, match=r"\$\[3\]\.email"):
+        msgspec.convert(items, BatchItems)
+
+
+def test_timestamps_always_show_three_fractional_digits_in_utc() -> None:
+    assert format_timestamp(datetime(2026, 11, 22, 10, 0, 0, 123000)) == "2026-11-22T10:00:00.123Z"
+    assert format_timestamp(datetime(2026, 11, 22, 10, 0, 0)) == "2026-11-22T10:00:00.000Z"
+    # Sub-millisecond digits (never produced by Cassandra) are cut, not rounded.
+    assert format_timestamp(datetime(2026, 1, 2, 3, 4, 5, 999999)) == "2026-01-02T03:04:05.999Z"
+
+
+def test_now_is_naive_utc_truncated_to_milliseconds() -> None:
+    before = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+    now = utc_now_ms()
+    assert now.tzinfo is None
+    assert now.microsecond % 1000 == 0
+    assert before <= now <= datetime.now(UTC).replace(tzinfo=None)
+
+
+def test_user_encodes_with_contract_field_names_and_order() -> None:
+    user_id = uuid.UUID("3f1c1d2e-8a4b-4c5d-9e6f-001122334455")
+    user = User(
+        user_id,
+        "Ada",
+        "ada@example.com",
+        36,
+        "2026-11-22T10:00:00.123Z",
+        "2026-11-22T10:00:00.123Z",
+    )
+    assert msgspec.json.encode(user) == (
+        b'{"id":"3f1c1d2e-8a4b-4c5d-9e6f-001122334455","name":"Ada","email":"ada@example.com",'
+        b'"age":36,"created_at":"2026-11-22T10:00:00.123Z","updated_at":"2026-11-22T10:00:00.123Z"}'
+    )
