@@ -58,6 +58,11 @@ fmt: sync
     uv run --frozen ruff check --fix src tests
     uv run --frozen ruff format src tests
 
+# Benchmark the service and its ceilings into bench/results/latest/ (BENCH_SECONDS, BENCH_CONCURRENCY...).
+[group("bench")]
+bench: sync
+    uv run --frozen python -m bench.run
+
 # Use CASSANDRA_HOSTS when set, otherwise the local node.
 _ensure-cassandra:
     #!/usr/bin/env bash

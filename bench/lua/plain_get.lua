@@ -1,0 +1,2 @@
+-- GET the URL given on wrk's command line (list_users, the HTTP floor). No request() function:
+-- wrk then builds the request once instead of calling into Lua for every one.

@@ -1,0 +1,124 @@
+"""`just bench` end to end with tiny settings: every phase runs and the report holds real numbers.
+
+One concurrency level, one-second measurements, a few hundred users in this run's own keyspace, the
+OTLP sink instead of the collector (whose first build takes minutes); well under a minute in all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def smoke_report(
+    cassandra: Any, keyspace: str, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
+    output = tmp_path_factory.mktemp("bench")
+    env = {
+        **os.environ,
+        **cassandra.env,
+        "BENCH_SECONDS": "1",
+        "BENCH_WARMUP": "0",
+        "BENCH_CONCURRENCY": "8",
+        "BENCH_SCENARIOS": "get_user,stream_users,http_floor,raw_driver,async_layer,tracing",
+        "BENCH_ROWS": "300",
+        "BENCH_STREAM_ROWS": "300",
+        "BENCH_STREAM_FETCH_SIZE": "100",
+        "BENCH_TRACING_CONCURRENCY": "8",
+        "BENCH_COLLECTOR": "sink",
+        "BENCH_LOG_LEVEL": "WARNING",
+        # This run's keyspace: dropped at the end, never the persistent bench dataset.
+        "BENCH_KEYSPACE": keyspace,
+        "BENCH_OUTPUT": str(output),
+    }
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench.run"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stdout[-4000:] + completed.stderr[-4000:]
+    # The console shows progress while it runs.
+    assert "get_user c=8:" in completed.stdout
+    report: dict[str, Any] = json.loads((output / "report.json").read_text())
+    report["_output"] = str(output)
+    return report
+
+
+def _scenario(report: dict[str, Any], name: str) -> dict[str, Any]:
+    matches = [s for s in report["scenarios"] if s["name"] == name]
+    assert len(matches) == 1, [s["name"] for s in report["scenarios"]]
+    return matches[0]
+
+
+def test_get_user_has_throughput_latency_and_cpu(smoke_report: dict[str, Any]) -> None:
+    entry = _scenario(smoke_report, "get_user")
+    assert entry["concurrency"] == 8
+    assert entry["requests_per_second"] > 0
+    assert 0 < entry["p50_ms"] <= entry["p90_ms"] <= entry["p99_ms"] <= entry["max_ms"]
+    assert entry["errors"] == 0
+    assert entry["cpu_seconds"]["service"] > 0
+    assert entry["cpu_seconds"]["load_generator"] > 0
+    for key in ("name", "concurrency", "requests_per_second", "p50_ms", "p90_ms", "p99_ms",
+                "max_ms", "errors"):
+        assert key in entry
+
+
+def test_ceilings_are_measured_at_the_same_concurrency(smoke_report: dict[str, Any]) -> None:
+    ceilings = smoke_report["ceilings"]
+    assert ceilings["reference_concurrency"] == 8
+    assert ceilings["raw_driver_reads_per_second"] > 0
+    assert ceilings["async_layer_reads_per_second"] > 0
+    assert ceilings["http_floor_requests_per_second"] > 0
+    assert [e["concurrency"] for e in ceilings["raw_driver"]] == [8]
+    ratios = smoke_report["ratios"]
+    assert ratios["get_user_vs_raw_driver"] > 0
+    assert ratios["get_user_vs_http_floor"] > 0
+    assert ratios["async_layer_vs_raw_driver"] > 0
+
+
+def test_streaming_reads_every_row_and_samples_memory(smoke_report: dict[str, Any]) -> None:
+    entry = _scenario(smoke_report, "stream_users")
+    assert entry["errors"] == 0
+    assert entry["rows_per_second"] > 0
+    assert entry["rows_per_stream"] == 300
+    assert entry["peak_rss_mb"] >= entry["baseline_rss_mb"] > 0
+
+
+def test_tracing_configurations_export_what_they_should(smoke_report: dict[str, Any]) -> None:
+    spans = {
+        mode: _scenario(smoke_report, f"get_user_tracing_{mode}")["spans_received"]
+        for mode in ("off", "on", "sampled")
+    }
+    assert spans["off"] == 0
+    requests_on = _scenario(smoke_report, "get_user_tracing_on")["requests"]
+    # At 100% sampling each request exports at least its server span.
+    assert spans["on"] >= requests_on
+    assert spans["sampled"] < spans["on"]
+    assert smoke_report["ratios"]["tracing_on_cost"] is not None
+
+
+def test_report_files_are_written(smoke_report: dict[str, Any]) -> None:
+    output = Path(smoke_report["_output"])
+    markdown = (output / "report.md").read_text()
+    assert "BENCH_SECONDS=1" in markdown
+    assert "| get_user | 8 |" in markdown
+    png = output / "report.png"
+    drawing_failed = any("report.png not drawn" in note for note in smoke_report["notes"])
+    assert png.exists() or drawing_failed
+    if png.exists():
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert smoke_report["failed_phases"] == []
