@@ -18,6 +18,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 
 from cqlstar import __version__
 from cqlstar.database import CassandraConnection
+from cqlstar.diagnostics import DIAGNOSTICS_CONTROLLERS, prepare_diagnostics
 from cqlstar.settings import Settings
 from cqlstar.system.controller import SystemController
 from cqlstar.users import UserController, UserRepositoryHolder
@@ -31,7 +32,9 @@ MAX_BODY_BYTES = 1024 * 1024
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or Settings.from_env()
     user_repository = UserRepositoryHolder()
-    connection = CassandraConnection(settings, on_connect=[user_repository.prepare])
+    connection = CassandraConnection(
+        settings, on_connect=[prepare_diagnostics, user_repository.prepare]
+    )
 
     @asynccontextmanager
     async def cassandra_lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -42,7 +45,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await connection.close()
 
     return Litestar(
-        route_handlers=[SystemController, UserController],
+        route_handlers=[SystemController, UserController, *DIAGNOSTICS_CONTROLLERS],
         state=State(
             {"settings": settings, "cassandra": connection, "user_repository": user_repository}
         ),
@@ -60,6 +63,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             version=__version__,
             path="/docs",
             render_plugins=[SwaggerRenderPlugin(path="/")],
+            use_handler_docstrings=True,  # a handler's docstring is its operation's description
         ),
         debug=False,
     )
