@@ -123,7 +123,8 @@ class CassandraConnection:
         row = rs.one()
         if row is None:
             raise CassandraUnavailable
-        return str(row.release_version)
+        (release_version,) = row
+        return str(release_version)
 
     async def close(self) -> None:
         if self._task is not None:

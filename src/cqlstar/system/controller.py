@@ -11,6 +11,7 @@ from typing import Any
 
 from litestar import Controller, Request, Response, get, post
 from litestar.background_tasks import BackgroundTask
+from litestar.di import NamedDependency
 from litestar.enums import OpenAPIMediaType
 from litestar.exceptions import PermissionDeniedException
 from litestar.openapi.datastructures import ResponseSpec
@@ -53,7 +54,7 @@ class SystemController(Controller):
         },
         cache=False,
     )
-    async def health(self, connection: CassandraConnection) -> Response[Health]:
+    async def health(self, connection: NamedDependency[CassandraConnection]) -> Response[Health]:
         """Asks the cluster for its release version with a short budget; 503 when that fails."""
         version: str | None = None
         try:
@@ -80,7 +81,7 @@ class SystemController(Controller):
         status_code=HTTP_202_ACCEPTED,
         responses={403: ResponseSpec(None, description="The shutdown endpoint is disabled")},
     )
-    async def shutdown(self, settings: Settings) -> Response[Message]:
+    async def shutdown(self, settings: NamedDependency[Settings]) -> Response[Message]:
         """Answers first, then asks the server for a graceful stop (SIGTERM to this process), so
         requests in flight finish and the lifespan closes the Cassandra session."""
         if not settings.shutdown_endpoint_enabled:

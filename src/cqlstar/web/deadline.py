@@ -15,6 +15,7 @@ import time
 from contextvars import ContextVar
 
 import msgspec
+from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 HEADER = b"x-request-timeout"
@@ -69,7 +70,7 @@ class RequestBudgetMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != ScopeType.HTTP:
             await self.app(scope, receive, send)
             return
         raw = next((v for k, v in scope["headers"] if k == HEADER), None)

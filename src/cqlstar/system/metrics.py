@@ -1,0 +1,80 @@
+"""`GET /metrics`: this process's traffic figures, from its spans, plus the driver's connections.
+
+Everything except `cassandra_connections` comes from `cqlstar.telemetry.SpanMetrics`, i.e. from the
+same spans that are exported (see that module for what each figure counts). The figures are per
+process: with several granian workers, each answers for itself.
+
+`cassandra_connections` is read from the driver when asked:
+- `total`: connections open right now in the session's pools, across all hosts (the driver keeps
+  one per host with protocol v5); the cluster's separate control connection is not counted;
+- `active`: of those, the ones with at least one request in flight at this moment.
+Both are 0 while the service is not connected to Cassandra.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Controller, get
+from litestar.datastructures import State
+from litestar.di import NamedDependency
+
+from cqlstar.database import CassandraConnection, CassandraUnavailable
+from cqlstar.telemetry import SpanFigures, telemetry_from_state
+
+
+class CassandraConnections(msgspec.Struct, frozen=True, kw_only=True):
+    active: int
+    total: int
+
+
+class Metrics(SpanFigures, frozen=True, kw_only=True):
+    """The span figures plus the driver's connection counts."""
+
+    cassandra_connections: CassandraConnections
+
+
+def pool_connections(driver_session: Any) -> CassandraConnections:
+    """Count the open and busy connections in a driver `Session`'s host pools.
+
+    `get_pool_state()` reads counters the pools already keep (no locks, no I/O): per host the
+    number of open connections and each connection's in-flight request count.
+    """
+    open_connections = busy = 0
+    for state in driver_session.get_pool_state().values():
+        if state["shutdown"]:
+            continue
+        open_connections += state["open_count"]
+        busy += sum(1 for in_flight in state["in_flights"] if in_flight > 0)
+    return CassandraConnections(active=min(busy, open_connections), total=open_connections)
+
+
+def cassandra_connections(connection: CassandraConnection) -> CassandraConnections:
+    try:
+        session = connection.session
+    except CassandraUnavailable:
+        return CassandraConnections(active=0, total=0)
+    return pool_connections(session.driver_session)
+
+
+class MetricsController(Controller):
+    tags = ["system"]
+
+    @get(
+        "/metrics",
+        operation_id="metrics",
+        summary="Request and query figures derived from this process's spans",
+        cache=False,
+    )
+    async def metrics(
+        self, state: State, connection: NamedDependency[CassandraConnection]
+    ) -> Metrics:
+        """Counts of requests and Cassandra queries, the query error count, the query rate and
+        latency percentiles over the last minute, requests in flight, and the driver's open and busy
+        connections. Computed from the same spans that are exported; counters only grow."""
+        figures = telemetry_from_state(state).span_metrics.figures()
+        return Metrics(
+            **msgspec.structs.asdict(figures),
+            cassandra_connections=cassandra_connections(connection),
+        )
