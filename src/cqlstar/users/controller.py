@@ -14,7 +14,7 @@ from litestar import Controller, Request, Response, delete, get, patch, post, pu
 from litestar.di import Provide
 from litestar.exceptions import ClientException, NotFoundException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import Parameter
+from litestar.params import Body, Parameter
 from litestar.response import Stream
 from litestar.status_codes import (
     HTTP_200_OK,
@@ -190,7 +190,12 @@ class UserController(Controller):
         opt={"operation": "create users"},
     )
     async def create_users(
-        self, data: list[UserCreate] | UserBatch, repository: UserRepository
+        self,
+        data: Annotated[
+            list[UserCreate] | UserBatch,
+            Body(description='1 to 100 users: a JSON array, or an object `{"users": [...]}`'),
+        ],
+        repository: UserRepository,
     ) -> BatchCreated:
         """The body is a JSON array of users, or `{"users": [...]}`; 1 to 100 of them. If any item
         is invalid the answer is 422 (its `loc` names the item's index) and nothing is written;
@@ -230,7 +235,8 @@ class UserController(Controller):
         stream = await repository.open_stream(
             limit=limit, fetch_size=fetch_size, min_age=age_filter
         )
-        if request.accept.best_match([NDJSON_MEDIA_TYPE, "application/json"]) == NDJSON_MEDIA_TYPE:
+        # JSON first: a client that accepts anything (`*/*`, or no Accept header) gets the document.
+        if request.accept.best_match(["application/json", NDJSON_MEDIA_TYPE]) == NDJSON_MEDIA_TYPE:
             return Stream(ndjson_lines(stream), media_type=NDJSON_MEDIA_TYPE)
         return Stream(json_document(stream, fetch_size=fetch_size), media_type="application/json")
 

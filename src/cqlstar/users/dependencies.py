@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
 from litestar.datastructures import State
 from litestar.exceptions import ClientException
+from litestar.params import Parameter
 
 from cqlstar.aiocassandra import AsyncSession
 from cqlstar.database import CassandraUnavailable
@@ -43,7 +45,11 @@ def provide_page_token_signer(settings: Settings) -> PageTokenSigner:
     return PageTokenSigner(settings.page_token_secret)
 
 
-def provide_user_uuid(user_id: str) -> uuid.UUID:
+def provide_user_uuid(
+    user_id: Annotated[
+        str, Parameter(description="The user's id (a UUID)", schema_extra={"format": "uuid"})
+    ],
+) -> uuid.UUID:
     """Parse the `{user_id}` path segment.
 
     The path takes the id as a plain string on purpose: Litestar's `uuid` converter answers 404 for a

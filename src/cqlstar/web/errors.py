@@ -24,7 +24,7 @@ from cassandra import (
 )
 from cassandra.cluster import NoHostAvailable
 from litestar import Request, Response
-from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions import HTTPException, SerializationException, ValidationException
 from litestar.status_codes import (
     HTTP_400_BAD_REQUEST,
     HTTP_422_UNPROCESSABLE_ENTITY,
@@ -96,8 +96,17 @@ def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response
 
 
 def _is_body_decode_error(exc: HTTPException) -> bool:
-    # Litestar reports an undecodable body as a 400 ClientException; the contract says 422.
+    # Litestar reports an undecodable body as a 400 ClientException (raised from its
+    # SerializationException, whose message may be just "Input data was truncated"); the contract
+    # says 422.
+    if isinstance(exc.__cause__, SerializationException):
+        return True
     return "decod" in exc.detail.lower() or "json" in exc.detail.lower()
+
+
+def _undecodable_body(request: Request[Any, Any, Any], exc: UnicodeDecodeError) -> Response[Any]:
+    # msgspec raises UnicodeDecodeError itself (not a DecodeError) for a body that is not UTF-8.
+    return _validation_error(request, ValidationException(detail="Request body is not valid UTF-8"))
 
 
 def _unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
@@ -131,5 +140,6 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     OperationTimedOut: _timed_out,
     BudgetExceeded: _timed_out,
     InvalidRequest: _invalid_request,
+    UnicodeDecodeError: _undecodable_body,
     Exception: _unexpected,
 }
