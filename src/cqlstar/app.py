@@ -21,6 +21,8 @@ from cqlstar.database import CassandraConnection
 from cqlstar.diagnostics import DIAGNOSTICS_CONTROLLERS, prepare_diagnostics
 from cqlstar.settings import Settings
 from cqlstar.system.controller import SystemController
+from cqlstar.system.metrics import MetricsController
+from cqlstar.telemetry import TelemetryPlugin
 from cqlstar.users import UserController, UserRepositoryHolder
 from cqlstar.web.deadline import RequestBudgetMiddleware
 from cqlstar.web.dependencies import provide_connection, provide_session, provide_settings
@@ -31,6 +33,7 @@ MAX_BODY_BYTES = 1024 * 1024
 
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or Settings.from_env()
+    telemetry = TelemetryPlugin(log_level=settings.log_level)
     user_repository = UserRepositoryHolder()
     connection = CassandraConnection(
         settings, on_connect=[prepare_diagnostics, user_repository.prepare]
@@ -44,8 +47,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
         finally:
             await connection.close()
 
-    return Litestar(
-        route_handlers=[SystemController, UserController, *DIAGNOSTICS_CONTROLLERS],
+    app = Litestar(
+        route_handlers=[
+            SystemController,
+            UserController,
+            *DIAGNOSTICS_CONTROLLERS,
+            MetricsController,
+        ],
         state=State(
             {"settings": settings, "cassandra": connection, "user_repository": user_repository}
         ),
@@ -65,5 +73,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             render_plugins=[SwaggerRenderPlugin(path="/")],
             use_handler_docstrings=True,  # a handler's docstring is its operation's description
         ),
+        plugins=[telemetry],
         debug=False,
     )
+    # Around routing, so requests for unknown routes and wrong methods are traced too.
+    return telemetry.instrument(app)
