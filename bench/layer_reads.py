@@ -29,10 +29,11 @@ from bench.procs import CpuMeter
 from bench.raw_driver import read_ids
 from bench.statements import READ_USER
 from bench.stats import latency_summary
+from cqlstar.aiocassandra import AsyncCluster, AsyncSession
 
 
 async def _reader(
-    session: Any,
+    session: AsyncSession,
     statement: Any,
     ids: Sequence[uuid.UUID],
     *,
@@ -56,7 +57,11 @@ async def _reader(
 
 
 async def measure(
-    session: Any, statement: Any, ids: Sequence[uuid.UUID], concurrency: int, seconds: float
+    session: AsyncSession,
+    statement: Any,
+    ids: Sequence[uuid.UUID],
+    concurrency: int,
+    seconds: float,
 ) -> dict[str, Any]:
     latencies: list[float] = []
     errors: list[BaseException] = []
@@ -87,8 +92,6 @@ async def measure(
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    from cqlstar.aiocassandra import AsyncCluster
-
     cluster = AsyncCluster(args.hosts.split(","), port=args.port)
     try:
         session = await cluster.connect(args.keyspace)

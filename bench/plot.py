@@ -28,6 +28,7 @@ def draw(report: dict[str, Any], png: Path) -> None:
     matplotlib: Any = importlib.import_module("matplotlib")
     matplotlib.use("Agg")
     plt: Any = importlib.import_module("matplotlib.pyplot")
+    ticker: Any = importlib.import_module("matplotlib.ticker")
 
     scenarios = report["scenarios"]
     ceilings = report["ceilings"]
@@ -46,9 +47,9 @@ def draw(report: dict[str, Any], png: Path) -> None:
         if x:
             throughput.plot(x, y, style, marker="s", label=f"ceiling: {kind}")
     throughput.set(xscale="log", xlabel="concurrency", ylabel="per second", title="Throughput")
-    throughput.set_xticks(
-        report["settings"]["concurrency"], labels=report["settings"]["concurrency"]
-    )
+    levels = report["settings"]["concurrency"]
+    throughput.set_xticks(levels, labels=levels)
+    throughput.xaxis.set_minor_locator(ticker.NullLocator())
     throughput.set_ylim(bottom=0)
     throughput.legend(fontsize=8)
     throughput.grid(alpha=0.3)
@@ -61,7 +62,8 @@ def draw(report: dict[str, Any], png: Path) -> None:
             latency.plot(x, p99, marker="o", color=color, label=f"{name} p99")
             latency.plot(x, p50, marker=".", linestyle="--", color=color, label=f"{name} p50")
     latency.set(xscale="log", yscale="log", xlabel="concurrency", ylabel="ms", title="Latency")
-    latency.set_xticks(report["settings"]["concurrency"], labels=report["settings"]["concurrency"])
+    latency.set_xticks(levels, labels=levels)
+    latency.xaxis.set_minor_locator(ticker.NullLocator())
     latency.legend(fontsize=7, ncol=2)
     latency.grid(alpha=0.3, which="both")
 
@@ -72,7 +74,7 @@ def draw(report: dict[str, Any], png: Path) -> None:
         ("async layer", ceilings.get("async_layer_reads_per_second")),
         ("HTTP floor", ceilings.get("http_floor_requests_per_second")),
         *(
-            (f"get_user\ntracing {mode}", e["requests_per_second"])
+            (f"tracing\n{mode}", e["requests_per_second"])
             for mode in ("off", "on", "sampled")
             for e in scenarios
             if e["name"] == f"get_user_tracing_{mode}"
@@ -85,7 +87,7 @@ def draw(report: dict[str, Any], png: Path) -> None:
         (e for e in scenarios if e["name"] == "get_user" and e["concurrency"] == ref), None
     )
     if get_user:
-        labels.append("get_user")
+        labels.append("get_user\n(default)")
         values.append(float(get_user["requests_per_second"]))
     bars.bar(range(len(values)), values, color="C0")
     bars.set_xticks(range(len(values)), labels=labels, fontsize=8)

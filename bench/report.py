@@ -58,6 +58,12 @@ def _cost(with_feature: float | None, without: float | None) -> float | None:
     return round(1 - with_feature / without, 3)
 
 
+def _growth(with_feature: float | None, without: float | None) -> float | None:
+    if with_feature is None or not without:
+        return None
+    return round(with_feature / without - 1, 3)
+
+
 def compute_ratios(
     scenarios: Sequence[Entry], ceilings: Mapping[str, Any], reference_concurrency: int
 ) -> dict[str, float | None]:
@@ -71,8 +77,26 @@ def compute_ratios(
         for mode in ("off", "on", "sampled")
         if (entry := find(scenarios, f"get_user_tracing_{mode}"))
     }
+    tracing_cpu = {
+        mode: float(entry["service_cpu_us_per_request"])
+        for mode in ("off", "on", "sampled")
+        if (entry := find(scenarios, f"get_user_tracing_{mode}"))
+        and entry.get("service_cpu_us_per_request")
+    }
     stream = find(scenarios, "stream_users")
+    # CPU spent per request holds still when other work shares the machine; throughput does not.
+    raw_cpu = _at(ceilings.get("raw_driver", []), reference_concurrency, "client_cpu_us_per_read")
+    layer_cpu = _at(
+        ceilings.get("async_layer", []), reference_concurrency, "client_cpu_us_per_read"
+    )
+    get_user_cpu = (
+        float(get_user["service_cpu_us_per_request"])
+        if get_user and get_user.get("service_cpu_us_per_request")
+        else None
+    )
     return {
+        "get_user_cpu_efficiency_vs_raw_driver": _ratio(raw_cpu, get_user_cpu),
+        "async_layer_cpu_efficiency_vs_raw_driver": _ratio(raw_cpu, layer_cpu),
         "get_user_vs_raw_driver": _ratio(get_user_rps, raw),
         "get_user_vs_http_floor": _ratio(get_user_rps, floor),
         "async_layer_vs_raw_driver": _ratio(layer, raw),
@@ -82,6 +106,8 @@ def compute_ratios(
         ),
         "tracing_on_cost": _cost(tracing.get("on"), tracing.get("off")),
         "tracing_sampled_cost": _cost(tracing.get("sampled"), tracing.get("off")),
+        "tracing_on_cpu_cost": _growth(tracing_cpu.get("on"), tracing_cpu.get("off")),
+        "tracing_sampled_cpu_cost": _growth(tracing_cpu.get("sampled"), tracing_cpu.get("off")),
         "stream_rows_per_second": float(stream["rows_per_second"]) if stream else None,
     }
 
@@ -192,6 +218,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
             "cpu cassandra",
             "cpu lg",
             "lg share",
+            "service cpu µs/req",
         ],
         (
             [
@@ -207,6 +234,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
                 _cpu(e, "cassandra"),
                 _cpu(e, "load_generator"),
                 _pct(e.get("load_generator_cpu_share")),
+                e.get("service_cpu_us_per_request"),
             ]
             for e in report["scenarios"]
             if e["name"] != "stream_users"
@@ -239,6 +267,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
                     e["errors"],
                     _cpu(e, "client" if kind != "http_floor" else "service"),
                     _cpu(e, "cassandra"),
+                    e.get("client_cpu_us_per_read", e.get("service_cpu_us_per_request")),
                 ]
             )
     lines += _table(
@@ -251,9 +280,19 @@ def render_markdown(report: Mapping[str, Any]) -> str:
             "errors",
             "cpu client/service",
             "cpu cassandra",
+            "client/service cpu µs per op",
         ],
         ceiling_rows,
     )
+    lines += [
+        "CPU per operation is the steadier comparison on a shared machine: at concurrency "
+        f"{ref}, the raw driver's client CPU per read is "
+        f"{_pct(ratios.get('get_user_cpu_efficiency_vs_raw_driver'))} of what the service spends "
+        "per `get_user` request, and "
+        f"{_pct(ratios.get('async_layer_cpu_efficiency_vs_raw_driver'))} of what the async layer "
+        "spends per read.",
+        "",
+    ]
     if stream := find(report["scenarios"], "stream_users"):
         memory = report.get("streaming", {})
         lines += [
@@ -308,8 +347,10 @@ def render_markdown(report: Mapping[str, Any]) -> str:
                 "p50 ms",
                 "p99 ms",
                 "spans received",
+                "spans per request",
                 "cpu service",
                 "cpu receiver",
+                "service cpu µs/req",
             ],
             (
                 [
@@ -319,15 +360,19 @@ def render_markdown(report: Mapping[str, Any]) -> str:
                     c["p50_ms"],
                     c["p99_ms"],
                     c["spans_received"],
+                    c.get("spans_per_request"),
                     _cpu(c, "service"),
                     _cpu(c, "receiver"),
+                    c.get("service_cpu_us_per_request"),
                 ]
                 for c in tracing["configurations"]
             ),
         )
         lines += [
             f"Throughput lost at 100% sampling: {_pct(ratios.get('tracing_on_cost'))}; "
-            f"sampled at 10%: {_pct(ratios.get('tracing_sampled_cost'))}.",
+            f"sampled at 10%: {_pct(ratios.get('tracing_sampled_cost'))}. Service CPU per "
+            f"request added by tracing at 100%: {_pct(ratios.get('tracing_on_cpu_cost'))}; "
+            f"at 10%: {_pct(ratios.get('tracing_sampled_cpu_cost'))}.",
             "",
         ]
     lines += ["## Machine", ""]

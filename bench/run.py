@@ -210,6 +210,10 @@ def http_entry(
         "load_generator_cpu_share": round(result.load_generator_cpu_s / spent, 3)
         if spent
         else None,
+        # CPU per request holds still on a busy machine, where requests per second do not.
+        "service_cpu_us_per_request": round(1e6 * cpu["service"] / result.requests, 1)
+        if result.requests and "service" in cpu
+        else None,
     }
 
 
@@ -240,9 +244,14 @@ def measure_http(
     return entry
 
 
-def warm_up(run: Run, server: Server, name: str) -> None:
-    if run.config.warmup_seconds > 0:
-        wrk_once(run, server, name, run.config.reference_concurrency, run.config.warmup_seconds)
+def warm_up(run: Run, server: Server, name: str) -> int:
+    """Unmeasured load on a fresh server; returns how many requests it sent."""
+    if run.config.warmup_seconds <= 0:
+        return 0
+    result = wrk_once(
+        run, server, name, run.config.reference_concurrency, run.config.warmup_seconds
+    )
+    return result.requests
 
 
 def service_phase(run: Run) -> None:
@@ -380,6 +389,10 @@ def ceiling_phase(run: Run, kind: str, module: str) -> None:
                 f"{module} exited {completed.returncode}:\n{completed.stderr[-3000:]}"
             )
         result = json.loads(completed.stdout.strip().splitlines()[-1])
+        if result["reads"]:
+            result["client_cpu_us_per_read"] = round(
+                1e6 * result["cpu_seconds"]["client"] / result["reads"], 1
+            )
         entries.append(result)
         say(
             f"{kind} c={concurrency}: {result['reads_per_second']:,.0f} reads/s, "
@@ -431,7 +444,7 @@ def _measure_tracing(
     )
     name = f"get_user_tracing_{mode}"
     try:
-        warm_up(run, server, "get_user")
+        warmup_requests = warm_up(run, server, "get_user")
         entry = measure_http(
             run,
             server,
@@ -443,10 +456,23 @@ def _measure_tracing(
     finally:
         stop(server)  # shutdown flushes the spans still queued
     entry["spans_received"] = receiver.spans_settled() - spans_before
+    # Every request the server answered (warm-up included) should arrive as a server span and a
+    # query span when sampled; far fewer means the service dropped spans it could not export.
+    served = warmup_requests + entry["requests"]
+    entry["spans_per_request"] = round(entry["spans_received"] / served, 3) if served else None
+    if mode == "on" and served and entry["spans_received"] < served:
+        run.notes.append(
+            f"tracing on: the receiver got {entry['spans_received']:,} spans for {served:,} "
+            "requests (each should give a server and a query span): the service dropped spans "
+            "it could not export, so this configuration understates tracing's full cost"
+        )
     entry["environment"] = " ".join(
         f"{k}={v}" for k, v in sorted(env.items()) if k != "OTEL_EXPORTER_OTLP_ENDPOINT"
     )
-    say(f"{name}: the receiver got {entry['spans_received']:,} spans")
+    say(
+        f"{name}: the receiver got {entry['spans_received']:,} spans "
+        f"({entry['spans_per_request']} per request)"
+    )
     run.scenarios.append(entry)
     return entry
 

@@ -20,15 +20,14 @@ from cassandra.cluster import Cluster, Session
 from cassandra.concurrent import execute_concurrent_with_args
 
 from bench.statements import INSERT_USER, SELECT_IDS
+from cqlstar.aiocassandra import AsyncCluster
+from cqlstar.database.schema import create_schema
 
 _INSERT_CONCURRENCY = 256
 _CHUNK = 20_000
 
 
 async def _create_schema(hosts: list[str], port: int, keyspace: str) -> None:
-    from cqlstar.aiocassandra import AsyncCluster
-    from cqlstar.database.schema import create_schema
-
     cluster = AsyncCluster(hosts, port=port)
     try:
         session = await cluster.connect()

@@ -46,6 +46,23 @@ def test_ratios_are_taken_at_the_reference_concurrency() -> None:
     assert ratios["stream_rows_per_second"] == 150000.0
 
 
+def test_cpu_per_request_ratios_compare_like_with_like() -> None:
+    scenarios = [
+        _entry("get_user", 64, 1000.0, service_cpu_us_per_request=400.0),
+        _entry("get_user_tracing_off", 64, 1000.0, service_cpu_us_per_request=400.0),
+        _entry("get_user_tracing_on", 64, 1000.0, service_cpu_us_per_request=500.0),
+    ]
+    ceilings = {
+        "raw_driver": [{"concurrency": 64, "client_cpu_us_per_read": 100.0}],
+        "async_layer": [{"concurrency": 64, "client_cpu_us_per_read": 125.0}],
+    }
+    ratios = compute_ratios(scenarios, ceilings, 64)
+    assert ratios["get_user_cpu_efficiency_vs_raw_driver"] == 0.25
+    assert ratios["async_layer_cpu_efficiency_vs_raw_driver"] == 0.8
+    assert ratios["tracing_on_cpu_cost"] == 0.25
+    assert ratios["tracing_sampled_cpu_cost"] is None
+
+
 def test_what_was_not_measured_stays_none() -> None:
     ratios = compute_ratios([_entry("get_user", 64, 1000.0)], {}, 64)
     assert ratios["get_user_vs_raw_driver"] is None
