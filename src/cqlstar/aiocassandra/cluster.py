@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import weakref
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -152,7 +153,7 @@ class AsyncCluster:
             session = await asyncio.shield(pending)
         except asyncio.CancelledError:
             # The connect goes on in its thread; whatever session it makes must not leak.
-            pending.add_done_callback(_shutdown_abandoned_session)
+            pending.add_done_callback(self._shutdown_abandoned_session)
             raise
         if self._cluster.protocol_version < _MIN_PROTOCOL:
             version = self._cluster.protocol_version
@@ -178,6 +179,14 @@ class AsyncCluster:
             self._shutdown.add_done_callback(lambda _: self._executor.shutdown(wait=False))
         await asyncio.shield(self._shutdown)
 
+    def _shutdown_abandoned_session(self, pending: asyncio.Future[Any]) -> None:
+        if pending.cancelled() or pending.exception() is not None:
+            return
+        session = pending.result()
+        # RuntimeError: the executor is gone, and the cluster's shutdown closed its sessions.
+        with contextlib.suppress(RuntimeError):
+            self._executor.submit(session.shutdown)
+
     async def __aenter__(self) -> AsyncCluster:
         return self
 
@@ -187,10 +196,3 @@ class AsyncCluster:
     def __repr__(self) -> str:
         state = "shut down" if self._closed else "open"
         return f"<AsyncCluster {state} contact_points={self._cluster.contact_points!r}>"
-
-
-def _shutdown_abandoned_session(pending: asyncio.Future[Any]) -> None:
-    if not pending.cancelled() and pending.exception() is None:
-        session = pending.result()
-        # Session.shutdown blocks briefly; this runs once, on an abandoned connect only.
-        asyncio.get_running_loop().run_in_executor(None, session.shutdown)

@@ -9,8 +9,9 @@ Pages are counted as they are handed to the consumer, not as they arrive: `page_
 being consumed (1-based), `total_rows_fetched` the rows of pages 1..page_number, `paging_state` the
 server's position after the current page (a page token: give it back to `execute` or
 `execute_stream` to resume right after it), and `page_callback(page_number, rows_in_page)` is
-called as each page is handed over. Empty pages (possible with filtering) are skipped by row
-iteration and by `pages()`.
+called as each page is handed over. Empty pages are not pages here: the server sends one at the
+end of a result whose size is a multiple of the fetch size, and in between with ALLOW FILTERING;
+they are skipped by iteration, `pages()`, the counters, `max_pages` and the callback.
 
 Ending a stream: it closes itself when exhausted (or after `max_pages`) and on error. `cancel()` —
 and leaving `async with` early — stops it at once: the driver's callbacks are dropped, the prefetched
@@ -125,7 +126,7 @@ class AsyncStreamingResultSet:
 
     @property
     def page_number(self) -> int:
-        """The page being consumed, 1-based (0 only if the stream was cancelled before any)."""
+        """The page being consumed, 1-based; 0 while no row has arrived."""
         return self._page_number
 
     @property
@@ -197,13 +198,16 @@ class AsyncStreamingResultSet:
         response_future = self._response_future
         self._rows = page
         self._index = 0
-        self._page_number += 1
-        self._total_rows += len(page)
         # Read now: the prefetch below will overwrite the driver's copy when its page arrives.
         self._paging_state = response_future._paging_state
+        if page:
+            self._page_number += 1
+            self._total_rows += len(page)
         max_pages = self._config.max_pages
         if self._paging_state is not None and (max_pages is None or self._page_number < max_pages):
             self._next = fetch_next_page(response_future, self._bridge, self._page_timeout)
+        if not page:
+            return
         if self._span is not None:
             self._session._telemetry.page(self._span, self._page_number, len(page))
         callback = self._config.page_callback

@@ -148,3 +148,22 @@ async def test_many_concurrent_requests_with_some_cancelled(
             assert result.one().c == c % 250
     await asyncio.sleep(0.05)
     assert loop_errors == []
+
+
+async def test_an_already_finished_empty_result_is_not_lost(
+    aio_session: AsyncSession, small_table: str
+) -> None:
+    # A real driver future that completed (with None, as writes do) before anyone watched it.
+    from cqlstar.aiocassandra._bridge import LoopBridge
+
+    driver = aio_session.driver_session
+    for statement in (
+        "UPDATE small SET v = 'z' WHERE k = 9 AND c = 9",
+        "SELECT c FROM small WHERE k = 404",
+    ):
+        response_future = driver.execute_async(statement)
+        await _wait_finished(response_future)
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        LoopBridge(loop).watch(response_future, fut)
+        assert await asyncio.wait_for(fut, 1) in (None, [])

@@ -106,3 +106,25 @@ async def test_register_user_type(aio_session: Any, aio_cluster: AsyncCluster) -
     home = (await aio_session.execute("SELECT home FROM people WHERE id = 1")).one().home
     assert isinstance(home, Address)
     assert (home.street, home.zip) == ("Main St", 12345)
+
+
+async def test_a_cancelled_connect_leaks_no_session(
+    aio_target: tuple[list[str], int], aio_keyspace: str
+) -> None:
+    hosts, port = aio_target
+    cluster = AsyncCluster(hosts, port=port)
+    task = asyncio.create_task(cluster.connect(aio_keyspace))
+    await asyncio.sleep(0)  # the connect is running in the cluster's thread
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await cluster.shutdown()
+    assert all(session.is_shutdown for session in cluster.driver_cluster.sessions)
+
+
+async def test_the_default_profile_is_in_use(aio_session: Any, small_table: str) -> None:
+    from cqlstar.aiocassandra import IdempotencyAwareRetryPolicy
+
+    rs = await aio_session.execute("SELECT c FROM small WHERE k = 2")
+    assert isinstance(rs.response_future._retry_policy, IdempotencyAwareRetryPolicy)
+    assert type(rs.one()).__name__ == "Row"
