@@ -280,7 +280,7 @@ def cql_answers(host: str = "127.0.0.1", port: int = CQL_PORT, timeout: float = 
     with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=1):
         pass
     try:
-        from cassandra.cluster import Cluster
+        from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
         from cassandra.policies import WhiteListRoundRobinPolicy
     except ImportError:  # pragma: no cover - the driver is a runtime dependency
         return None
@@ -289,12 +289,16 @@ def cql_answers(host: str = "127.0.0.1", port: int = CQL_PORT, timeout: float = 
         port=port,
         connect_timeout=timeout,
         control_connection_timeout=timeout,
-        load_balancing_policy=WhiteListRoundRobinPolicy([host]),
+        execution_profiles={
+            EXEC_PROFILE_DEFAULT: ExecutionProfile(
+                load_balancing_policy=WhiteListRoundRobinPolicy([host]), request_timeout=timeout
+            )
+        },
         protocol_version=5,
     )
     try:
         session = cluster.connect()
-        row = session.execute("SELECT release_version FROM system.local", timeout=timeout).one()
+        row = session.execute("SELECT release_version FROM system.local").one()
         return str(row.release_version)
     except Exception:  # any failure means "not ready yet"
         return None

@@ -11,10 +11,10 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, delete, get, patch, post, put
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.exceptions import ClientException, NotFoundException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import Body, Parameter
+from litestar.params import Body, JSONBody, Parameter
 from litestar.response import Stream
 from litestar.status_codes import (
     HTTP_200_OK,
@@ -98,7 +98,9 @@ class UserController(Controller):
         responses={HTTP_422_UNPROCESSABLE_ENTITY: _INVALID, **_COMMON},
         opt={"operation": "create user"},
     )
-    async def create_user(self, data: UserCreate, repository: UserRepository) -> Response[User]:
+    async def create_user(
+        self, data: JSONBody[UserCreate], repository: NamedDependency[UserRepository]
+    ) -> Response[User]:
         """Stores a new user under a server-generated UUID; `created_at` equals `updated_at`.
 
         The `Location` header points at the new user."""
@@ -113,7 +115,9 @@ class UserController(Controller):
         responses={HTTP_422_UNPROCESSABLE_ENTITY: _INVALID, **_COMMON},
         opt={"operation": "list users"},
     )
-    async def list_users(self, repository: UserRepository, limit: ListLimit = 10) -> list[User]:
+    async def list_users(
+        self, repository: NamedDependency[UserRepository], limit: ListLimit = 10
+    ) -> list[User]:
         """Up to `limit` users, in Cassandra's storage (token) order. For more, use the stream
         routes."""
         return await repository.list_users(limit)
@@ -125,7 +129,9 @@ class UserController(Controller):
         responses={HTTP_404_NOT_FOUND: _NOT_FOUND, **_BY_ID},
         opt={"operation": "get user"},
     )
-    async def get_user(self, user_uuid: uuid.UUID, repository: UserRepository) -> User:
+    async def get_user(
+        self, user_uuid: NamedDependency[uuid.UUID], repository: NamedDependency[UserRepository]
+    ) -> User:
         """The user with this id."""
         user = await repository.get(user_uuid)
         if user is None:
@@ -144,7 +150,10 @@ class UserController(Controller):
         opt={"operation": "update user"},
     )
     async def put_user(
-        self, user_uuid: uuid.UUID, data: UserUpdate, repository: UserRepository
+        self,
+        user_uuid: NamedDependency[uuid.UUID],
+        data: JSONBody[UserUpdate],
+        repository: NamedDependency[UserRepository],
     ) -> User:
         """Same as PATCH: the fields sent replace the stored ones, the others are kept (at least one
         field is required). `updated_at` moves, `created_at` does not. A user deleted meanwhile is
@@ -163,7 +172,10 @@ class UserController(Controller):
         opt={"operation": "update user"},
     )
     async def patch_user(
-        self, user_uuid: uuid.UUID, data: UserUpdate, repository: UserRepository
+        self,
+        user_uuid: NamedDependency[uuid.UUID],
+        data: JSONBody[UserUpdate],
+        repository: NamedDependency[UserRepository],
     ) -> User:
         """Changes the fields sent (at least one) and keeps the others. `updated_at` moves,
         `created_at` does not. A user deleted meanwhile is never re-created: the answer is then
@@ -177,7 +189,9 @@ class UserController(Controller):
         responses=_BY_ID,
         opt={"operation": "delete user"},
     )
-    async def delete_user(self, user_uuid: uuid.UUID, repository: UserRepository) -> None:
+    async def delete_user(
+        self, user_uuid: NamedDependency[uuid.UUID], repository: NamedDependency[UserRepository]
+    ) -> None:
         """Idempotent: deleting a user that does not exist also answers 204."""
         await repository.delete(user_uuid)
 
@@ -195,7 +209,7 @@ class UserController(Controller):
             list[UserCreate] | UserBatch,
             Body(description='1 to 100 users: a JSON array, or an object `{"users": [...]}`'),
         ],
-        repository: UserRepository,
+        repository: NamedDependency[UserRepository],
     ) -> BatchCreated:
         """The body is a JSON array of users, or `{"users": [...]}`; 1 to 100 of them. If any item
         is invalid the answer is 422 (its `loc` names the item's index) and nothing is written;
@@ -224,7 +238,7 @@ class UserController(Controller):
     async def stream_users(
         self,
         request: Request[Any, Any, Any],
-        repository: UserRepository,
+        repository: NamedDependency[UserRepository],
         limit: StreamLimit = 1000,
         fetch_size: FetchSize = 100,
         age_filter: MinAge = None,
@@ -255,8 +269,8 @@ class UserController(Controller):
     )
     async def page_users(
         self,
-        repository: UserRepository,
-        page_tokens: PageTokenSigner,
+        repository: NamedDependency[UserRepository],
+        page_tokens: NamedDependency[PageTokenSigner],
         fetch_size: FetchSize = 100,
         age_filter: MinAge = None,
         page_state: Annotated[
@@ -303,7 +317,9 @@ def _batch_items(items: list[UserCreate]) -> BatchItems:
         ) from None
 
 
-async def _update(repository: UserRepository, user_id: uuid.UUID, changes: UserUpdate) -> User:
+async def _update(
+    repository: NamedDependency[UserRepository], user_id: uuid.UUID, changes: UserUpdate
+) -> User:
     user = await repository.update(user_id, changes)
     if user is None:
         raise NotFoundException(detail=USER_NOT_FOUND)

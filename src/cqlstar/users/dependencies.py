@@ -6,6 +6,7 @@ import uuid
 from typing import Annotated
 
 from litestar.datastructures import State
+from litestar.di import NamedDependency
 from litestar.exceptions import ClientException
 from litestar.params import Parameter
 
@@ -41,7 +42,7 @@ def provide_user_repository(state: State) -> UserRepository:
     return holder.current
 
 
-def provide_page_token_signer(settings: Settings) -> PageTokenSigner:
+def provide_page_token_signer(settings: NamedDependency[Settings]) -> PageTokenSigner:
     return PageTokenSigner(settings.page_token_secret)
 
 
