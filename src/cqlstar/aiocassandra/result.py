@@ -67,7 +67,11 @@ def _as_rows(value: Any) -> list[Row]:
 
 
 class AsyncResultSet:
-    """The result of one `execute`: the first page now, later pages when iterated."""
+    """The result of one `execute`: the first page now, later pages when iterated.
+
+    Iteration is a cursor: a second `async for` (or `all()`) continues where the previous one
+    stopped. Not meant to be iterated by two tasks at once.
+    """
 
     __slots__ = (
         "_index",

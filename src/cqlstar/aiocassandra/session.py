@@ -2,8 +2,10 @@
 
 Every request goes out with the driver's non-blocking `execute_async` (or, for PREPARE, the same
 `ResponseFuture` machinery that the driver's blocking `Session.prepare` waits on) and comes back
-through the `LoopBridge` of the awaiting event loop. Nothing here blocks the loop; the only blocking
-driver call, `Session.shutdown`, runs on the cluster's one-thread executor.
+through the `LoopBridge` of the awaiting event loop. Nothing here blocks the loop: `execute_async`
+only plans, encodes and queues the request for the I/O thread (with protocol v3+ it could wait only
+if a connection already had its 32k requests in flight), and the one blocking driver call,
+`Session.shutdown`, runs on the cluster's one-thread executor.
 
 `execute` is the hot path and is written out inline on purpose (no helper coroutine, no closure);
 `execute_stream` and `execute_batch` share `_first_page`.
