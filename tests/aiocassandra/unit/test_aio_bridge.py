@@ -46,13 +46,14 @@ async def test_late_answers_for_done_futures_are_dropped() -> None:
     answered = loop.create_future()
     answered.set_result("first")
     errors: list[dict[str, Any]] = []
+    previous = loop.get_exception_handler()
     loop.set_exception_handler(lambda _loop, context: errors.append(context))
     try:
         await asyncio.to_thread(bridge.deliver_result, "late", cancelled)
         await asyncio.to_thread(bridge.deliver_error, RuntimeError("late"), answered)
         await asyncio.sleep(0.01)
     finally:
-        loop.set_exception_handler(None)
+        loop.set_exception_handler(previous)
     assert answered.result() == "first"
     assert errors == []
 
