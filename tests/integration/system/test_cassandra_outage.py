@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from served import ROOT, ServedApp, serve_app, stop_app
 
 pytestmark = pytest.mark.integration
