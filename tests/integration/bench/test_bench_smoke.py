@@ -72,8 +72,16 @@ def test_get_user_has_throughput_latency_and_cpu(smoke_report: dict[str, Any]) -
     assert entry["errors"] == 0
     assert entry["cpu_seconds"]["service"] > 0
     assert entry["cpu_seconds"]["load_generator"] > 0
-    for key in ("name", "concurrency", "requests_per_second", "p50_ms", "p90_ms", "p99_ms",
-                "max_ms", "errors"):
+    for key in (
+        "name",
+        "concurrency",
+        "requests_per_second",
+        "p50_ms",
+        "p90_ms",
+        "p99_ms",
+        "max_ms",
+        "errors",
+    ):
         assert key in entry
 
 
