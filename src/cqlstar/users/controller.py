@@ -29,7 +29,6 @@ from litestar.status_codes import (
 from cqlstar.users.dependencies import (
     provide_page_token_signer,
     provide_user_repository,
-    provide_user_uuid,
 )
 from cqlstar.users.page_tokens import InvalidPageToken, PageTokenSigner
 from cqlstar.users.repository import UserRepository
@@ -76,6 +75,13 @@ FetchSize = Annotated[
         description="Rows per Cassandra page (10 to 5000): what the server holds at a time",
     ),
 ]
+# The id is taken as a plain string and parsed by `parse_user_id`: Litestar's `uuid` path converter
+# answers 404 for a malformed id, while the contract says 400 with a specific message. Parsing in the
+# handler rather than in a dependency provider also keeps these routes at one dependency, which
+# Litestar resolves inline instead of in a task group per request (measured: ~55 µs per request).
+UserIdPath = Annotated[
+    str, Parameter(description="The user's id (a UUID)", schema_extra={"format": "uuid"})
+]
 MinAge = Annotated[
     int | None,
     Parameter(ge=0, le=150, description="Only users with age >= this value (0 to 150)"),
@@ -87,7 +93,6 @@ class UserController(Controller):
     tags = ["users"]
     dependencies = {
         "repository": Provide(provide_user_repository, sync_to_thread=False),
-        "user_uuid": Provide(provide_user_uuid, sync_to_thread=False),
         "page_tokens": Provide(provide_page_token_signer, sync_to_thread=False),
     }
 
@@ -130,10 +135,10 @@ class UserController(Controller):
         opt={"operation": "get user"},
     )
     async def get_user(
-        self, user_uuid: NamedDependency[uuid.UUID], repository: NamedDependency[UserRepository]
+        self, user_id: UserIdPath, repository: NamedDependency[UserRepository]
     ) -> User:
         """The user with this id."""
-        user = await repository.get(user_uuid)
+        user = await repository.get(parse_user_id(user_id))
         if user is None:
             raise NotFoundException(detail=USER_NOT_FOUND)
         return user
@@ -151,14 +156,14 @@ class UserController(Controller):
     )
     async def put_user(
         self,
-        user_uuid: NamedDependency[uuid.UUID],
+        user_id: UserIdPath,
         data: JSONBody[UserUpdate],
         repository: NamedDependency[UserRepository],
     ) -> User:
         """Same as PATCH: the fields sent replace the stored ones, the others are kept (at least one
         field is required). `updated_at` moves, `created_at` does not. A user deleted meanwhile is
         never re-created: the answer is then 404."""
-        return await _update(repository, user_uuid, data)
+        return await _update(repository, parse_user_id(user_id), data)
 
     @patch(
         "/{user_id:str}",
@@ -173,14 +178,14 @@ class UserController(Controller):
     )
     async def patch_user(
         self,
-        user_uuid: NamedDependency[uuid.UUID],
+        user_id: UserIdPath,
         data: JSONBody[UserUpdate],
         repository: NamedDependency[UserRepository],
     ) -> User:
         """Changes the fields sent (at least one) and keeps the others. `updated_at` moves,
         `created_at` does not. A user deleted meanwhile is never re-created: the answer is then
         404."""
-        return await _update(repository, user_uuid, data)
+        return await _update(repository, parse_user_id(user_id), data)
 
     @delete(
         "/{user_id:str}",
@@ -190,10 +195,10 @@ class UserController(Controller):
         opt={"operation": "delete user"},
     )
     async def delete_user(
-        self, user_uuid: NamedDependency[uuid.UUID], repository: NamedDependency[UserRepository]
+        self, user_id: UserIdPath, repository: NamedDependency[UserRepository]
     ) -> None:
         """Idempotent: deleting a user that does not exist also answers 204."""
-        await repository.delete(user_uuid)
+        await repository.delete(parse_user_id(user_id))
 
     @post(
         "/batch",
@@ -324,3 +329,10 @@ async def _update(
     if user is None:
         raise NotFoundException(detail=USER_NOT_FOUND)
     return user
+
+
+def parse_user_id(user_id: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(user_id)
+    except ValueError:
+        raise ClientException(detail="Invalid user ID format") from None

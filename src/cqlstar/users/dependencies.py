@@ -1,14 +1,9 @@
-"""What the Users handlers receive by injection: the repository and the parsed user id."""
+"""What the Users handlers receive by injection: the repository and the page-token signer."""
 
 from __future__ import annotations
 
-import uuid
-from typing import Annotated
-
 from litestar.datastructures import State
 from litestar.di import NamedDependency
-from litestar.exceptions import ClientException
-from litestar.params import Parameter
 
 from cqlstar.aiocassandra import AsyncSession
 from cqlstar.database import CassandraUnavailable
@@ -44,19 +39,3 @@ def provide_user_repository(state: State) -> UserRepository:
 
 def provide_page_token_signer(settings: NamedDependency[Settings]) -> PageTokenSigner:
     return PageTokenSigner(settings.page_token_secret)
-
-
-def provide_user_uuid(
-    user_id: Annotated[
-        str, Parameter(description="The user's id (a UUID)", schema_extra={"format": "uuid"})
-    ],
-) -> uuid.UUID:
-    """Parse the `{user_id}` path segment.
-
-    The path takes the id as a plain string on purpose: Litestar's `uuid` converter answers 404 for a
-    malformed id, while the contract says 400 with a specific message.
-    """
-    try:
-        return uuid.UUID(user_id)
-    except ValueError:
-        raise ClientException(detail="Invalid user ID format") from None
