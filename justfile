@@ -48,15 +48,15 @@ test-unit *args: sync
 # Lint and type-check.
 [group("check")]
 lint: sync
-    uv run --frozen ruff check src tests
-    uv run --frozen ruff format --check src tests
+    uv run --frozen ruff check src tests bench
+    uv run --frozen ruff format --check src tests bench
     uv run --frozen mypy
 
 # Apply the linter's fixes and format the code.
 [group("check")]
 fmt: sync
-    uv run --frozen ruff check --fix src tests
-    uv run --frozen ruff format src tests
+    uv run --frozen ruff check --fix src tests bench
+    uv run --frozen ruff format src tests bench
 
 # Benchmark the service and its ceilings into bench/results/latest/ (BENCH_SECONDS, BENCH_CONCURRENCY...).
 [group("bench")]
