@@ -70,7 +70,7 @@ class SystemController(Controller):
             cassandra="connected" if healthy else "disconnected",
             cassandra_version=version,
             keyspace=connection.settings.cassandra_keyspace,
-            timestamp=datetime.now(UTC),
+            timestamp=datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         )
         return Response(body, status_code=200 if healthy else HTTP_503_SERVICE_UNAVAILABLE)
 
@@ -96,4 +96,22 @@ class SystemController(Controller):
 
 async def _terminate_self() -> None:
     await asyncio.sleep(0.1)  # let the 202 reach the client before the server starts draining
-    os.kill(os.getpid(), signal.SIGTERM)
+    os.kill(_server_pid(), signal.SIGTERM)
+
+
+def _server_pid() -> int:
+    """The process whose SIGTERM drains the whole server.
+
+    Under granian the app runs in a worker process; a worker that stops on its own is an "unexpected
+    exit" to granian's main process, which then shuts down with an error status. So the signal goes
+    to granian's main process, which drains its workers and exits cleanly. Under a single-process
+    server the app's own process is the server.
+    """
+    parent = os.getppid()
+    try:
+        with open(f"/proc/{parent}/cmdline", "rb") as cmdline:
+            if b"granian" in cmdline.read():
+                return parent
+    except OSError:
+        pass
+    return os.getpid()

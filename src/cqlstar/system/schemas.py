@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
 import msgspec
@@ -20,7 +19,8 @@ class Health(msgspec.Struct, frozen=True):
     cassandra: Literal["connected", "disconnected"]
     cassandra_version: str | None
     keyspace: str
-    timestamp: datetime
+    # RFC 3339, UTC, milliseconds: the precision every timestamp of the API has.
+    timestamp: str
 
 
 class Message(msgspec.Struct, frozen=True):
