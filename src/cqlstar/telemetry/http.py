@@ -34,6 +34,8 @@ from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, Status, StatusCode
 
+from cqlstar.telemetry.logs import log_fields
+
 access_log = logging.getLogger("cqlstar.access")
 
 # Where `record_exception_type` leaves the failing exception's type for the middleware: the scope is
@@ -173,7 +175,7 @@ def _log_request(method: str, route: str | None, path: str, status: int, started
         fields["path"] = path
     fields["status"] = status or None  # None: no response was sent
     fields["duration_ms"] = round((time.perf_counter_ns() - started_ns) / 1e6, 3)
-    access_log.info("request", extra=fields)
+    log_fields(access_log, logging.INFO, "request", fields)
 
 
 def _finish_span_attributes(
