@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
 import pytest
 
 from cqlstar.users.schemas import (
+    _TIMESTAMP_CACHE_SIZE,
     BatchItems,
     User,
     UserBatch,
     UserCreate,
     UserUpdate,
+    _timestamp_texts,
     format_timestamp,
+    format_timestamps,
     utc_now_ms,
 )
 
@@ -153,19 +157,52 @@ def test_batch_error_names_the_item_index() -> None:
         msgspec.convert(items, BatchItems)
 
 
+def epoch_ms(value: datetime) -> int:
+    return (value - EPOCH) // timedelta(milliseconds=1)
+
+
+EPOCH = datetime(1970, 1, 1)
+
+
 def test_timestamps_always_show_three_fractional_digits_in_utc() -> None:
-    assert format_timestamp(datetime(2026, 11, 22, 10, 0, 0, 123000)) == "2026-11-22T10:00:00.123Z"
-    assert format_timestamp(datetime(2026, 11, 22, 10, 0, 0)) == "2026-11-22T10:00:00.000Z"
-    # Sub-millisecond digits (never produced by Cassandra) are cut, not rounded.
-    assert format_timestamp(datetime(2026, 1, 2, 3, 4, 5, 999999)) == "2026-01-02T03:04:05.999Z"
+    assert format_timestamp(epoch_ms(datetime(2026, 11, 22, 10, 0, 0, 123000))) == (
+        "2026-11-22T10:00:00.123Z"
+    )
+    assert format_timestamp(epoch_ms(datetime(2026, 11, 22, 10, 0, 0))) == (
+        "2026-11-22T10:00:00.000Z"
+    )
+    assert format_timestamp(epoch_ms(datetime(2026, 1, 2, 3, 4, 5, 9000))) == (
+        "2026-01-02T03:04:05.009Z"
+    )
+    assert format_timestamp(0) == "1970-01-01T00:00:00.000Z"
+    # Before the epoch the milliseconds still count forwards from the start of the second.
+    assert format_timestamp(-1) == "1969-12-31T23:59:59.999Z"
+    assert format_timestamp(epoch_ms(datetime(1, 1, 1))) == "0001-01-01T00:00:00.000Z"
+    assert format_timestamp(epoch_ms(datetime(9999, 12, 31, 23, 59, 59, 999000))) == (
+        "9999-12-31T23:59:59.999Z"
+    )
 
 
-def test_now_is_naive_utc_truncated_to_milliseconds() -> None:
-    before = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+def test_timestamps_agree_with_datetime_formatting_and_the_caches_stay_bounded() -> None:
+    # Enough distinct values (and seconds) to overflow both caches several times over.
+    start = epoch_ms(datetime(2026, 11, 22, 10, 0, 0))
+    values = [start + n * 997 for n in range(20_000)] + [start + n for n in range(3000)]
+    for value in values:
+        reference = (EPOCH + timedelta(milliseconds=value)).isoformat(timespec="milliseconds")
+        assert format_timestamp(value) == reference + "Z"
+        assert len(_timestamp_texts) <= _TIMESTAMP_CACHE_SIZE
+        assert len(_timestamp_texts._seconds) <= _TIMESTAMP_CACHE_SIZE
+    assert list(format_timestamps(values[:50])) == [format_timestamp(v) for v in values[:50]]
+
+
+def test_now_is_whole_milliseconds_since_the_epoch() -> None:
+    before = time.time_ns() // 1_000_000
     now = utc_now_ms()
-    assert now.tzinfo is None
-    assert now.microsecond % 1000 == 0
-    assert before <= now <= datetime.now(UTC).replace(tzinfo=None)
+    assert isinstance(now, int)
+    assert before <= now <= time.time_ns() // 1_000_000
+    # Formatted, it reads as the current UTC time.
+    formatted = datetime.fromisoformat(format_timestamp(now).replace("Z", "+00:00"))
+    assert abs((datetime.now(UTC) - formatted).total_seconds()) < 5
 
 
 def test_user_encodes_with_contract_field_names_and_order() -> None:

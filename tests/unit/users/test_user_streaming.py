@@ -7,14 +7,14 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
-from datetime import datetime
 from typing import Any
 
 import pytest
 
 from cqlstar.users.streaming import json_document, ndjson_lines
 
-STAMP = datetime(2026, 11, 22, 10, 0, 0, 123000)
+# 2026-11-22T10:00:00.123Z, as the repository's SELECTs return timestamps: epoch milliseconds.
+STAMP = 1795341600123
 
 
 def row(n: int) -> tuple[Any, ...]:
