@@ -12,7 +12,6 @@ and a later `GET` of the same user produce byte-identical bodies.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 from typing import Annotated
@@ -59,6 +58,17 @@ Age = Annotated[
         ge=0, le=150, extra_json_schema={"description": "Age in years, 0 to 150", "examples": [36]}
     ),
 ]
+# Text rather than uuid.UUID: rows carry the id as Cassandra formats it (see the repository), and
+# building a UUID object only to print it again is a large part of a streamed row's cost.
+UserId = Annotated[
+    str,
+    msgspec.Meta(
+        extra_json_schema={
+            "examples": ["3f1c1d2e-8a4b-4c5d-9e6f-001122334455"],
+            "extra": {"format": "uuid"},
+        }
+    ),
+]
 Timestamp = Annotated[
     str,
     msgspec.Meta(
@@ -95,11 +105,12 @@ class UserUpdate(msgspec.Struct, frozen=True):
 class User(msgspec.Struct, frozen=True, gc=False):
     """A stored user. Field order matches the repository's SELECT column order.
 
-    `gc=False`: instances hold only a UUID, strings and ints, never reference cycles, so the garbage
+    `id` is the UUID's canonical text (lowercase, hyphenated), the same text `str(uuid)` gives.
+    `gc=False`: instances hold only strings and ints, never reference cycles, so the garbage
     collector need not track the many short-lived ones a stream creates.
     """
 
-    id: uuid.UUID
+    id: UserId
     name: str
     email: str
     age: int
@@ -149,7 +160,7 @@ def utc_now_ms() -> int:
     """Now as Cassandra stores a `timestamp`: whole milliseconds since the Unix epoch, UTC.
 
     The driver binds an int to a `timestamp` column as exactly this number, and the reads select
-    `toUnixTimestamp(...)`, so a freshly created user and the same user read back format identically.
+    `toUnixTimestamp(...)`, so a new user and the same user read back format identically.
     """
     return time.time_ns() // 1_000_000
 
@@ -163,10 +174,11 @@ _TIMESTAMP_CACHE_SIZE = 8192
 class _TimestampTexts(dict[int, str]):
     """Epoch milliseconds -> RFC 3339 text, remembered.
 
-    Timestamps repeat a lot: `updated_at` equals `created_at` until a user is first updated, a batch
-    stamps all its users alike, and rows written close together share their second. A hit is one dict
-    lookup in C (`map(texts.__getitem__, column)` formats a page's column without a Python frame per
-    hit); a miss builds the text from the second's cached `YYYY-MM-DDTHH:MM:SS` and the milliseconds.
+    Timestamps repeat a lot: `updated_at` equals `created_at` until a user is first updated, a
+    batch stamps all its users alike, and rows written close together share their second. A hit is
+    one dict lookup in C (`map(texts.__getitem__, column)` formats a page's column without a Python
+    frame per hit); a miss builds the text from the second's cached `YYYY-MM-DDTHH:MM:SS` and the
+    milliseconds.
     Both caches are cleared when full: cheaper than LRU bookkeeping, and the next page refills them.
     """
 
@@ -200,7 +212,7 @@ def format_timestamp(epoch_ms: int) -> str:
 
 
 def format_timestamps(column: Iterable[int]) -> Iterator[str]:
-    """`format_timestamp` over a column of values, lazily, without a Python call per cached value."""
+    """`format_timestamp` over a column of values, lazily, with no Python call per cached value."""
     return map(_timestamp_texts.__getitem__, column)
 
 

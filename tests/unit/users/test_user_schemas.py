@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -206,9 +205,8 @@ def test_now_is_whole_milliseconds_since_the_epoch() -> None:
 
 
 def test_user_encodes_with_contract_field_names_and_order() -> None:
-    user_id = uuid.UUID("3f1c1d2e-8a4b-4c5d-9e6f-001122334455")
     user = User(
-        user_id,
+        "3f1c1d2e-8a4b-4c5d-9e6f-001122334455",
         "Ada",
         "ada@example.com",
         36,

@@ -18,7 +18,7 @@ STAMP = 1795341600123
 
 
 def row(n: int) -> tuple[Any, ...]:
-    return (uuid.UUID(int=n), f"User {n}", f"user{n}@example.com", n % 151, STAMP, STAMP)
+    return (str(uuid.UUID(int=n)), f"User {n}", f"user{n}@example.com", n % 151, STAMP, STAMP)
 
 
 class FakeStream:
