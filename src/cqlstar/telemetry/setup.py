@@ -163,16 +163,13 @@ def service_resource() -> Resource:
 
 def _otlp_exporter(protocol: str) -> SpanExporter:
     # Imported on demand: the gRPC stack is slow to import and unused without an endpoint. Built with
-    # no arguments so the exporter reads its own variables (endpoint, headers, TLS, timeout).
+    # no arguments so the exporter reads its own variables (endpoint, headers, TLS, timeout). These
+    # are the SDK's exporters with a faster encoder (see `cqlstar.telemetry.otlp`).
+    from cqlstar.telemetry.otlp import GrpcSpanExporter, HttpSpanExporter
+
     if protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-
-        return OTLPSpanExporter()
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
-        OTLPSpanExporter as OTLPHttpSpanExporter,
-    )
-
-    return OTLPHttpSpanExporter()
+        return GrpcSpanExporter()
+    return HttpSpanExporter()
 
 
 def batch_processor(
