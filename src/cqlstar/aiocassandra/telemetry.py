@@ -16,10 +16,13 @@ the statement names no table; PREPARE spans are `PREPARE <keyspace>.<table>` wit
 `db.operation.name = PREPARE`. `db.query.text` is the statement text as written, with its
 placeholders: bound values are never recorded.
 
-Cost when tracing is off: the tracer is the API's ProxyTracer (so an SDK provider installed later by
-the application is picked up), `start_span` returns a non-recording span, and nothing else is done:
-every attribute is computed only after `span.is_recording()` said yes. Spans are started and ended
-on the event loop thread, in the awaiting task's context, never on the driver's I/O thread.
+Cost: the start attributes (the statement's, given to `start_span` in one dict so samplers see them)
+are built once per statement and session keyspace and reused; the answer's (coordinator,
+consistency, page size, rows) are set in one call when the span ends. When tracing is off the
+tracer is the API's ProxyTracer (so an SDK provider installed later by the application is picked
+up), `start_span` returns a non-recording span, and the only work done is the cache look-up; nothing
+is computed for the answer. Spans are started and ended on the event loop thread, in the awaiting
+task's context, never on the driver's I/O thread.
 """
 
 from __future__ import annotations
@@ -61,10 +64,15 @@ _CONSISTENCY_NAMES: dict[int, str] = {
 }
 
 
+# At most this many distinct start-attribute sets are kept (statement x keyspace x idempotence x
+# batch size); past that the cache starts over.
+_MAX_CACHED_START_ATTRIBUTES = 1024
+
+
 class QueryTelemetry:
     """Starts and ends the layer's spans; one instance per cluster."""
 
-    __slots__ = ("_tracer",)
+    __slots__ = ("_start_attributes", "_tracer")
 
     def __init__(self, tracer_provider: TracerProvider | None = None) -> None:
         # Without an explicit provider this is the API's ProxyTracer (unless the application set
@@ -73,6 +81,11 @@ class QueryTelemetry:
             self._tracer = trace.get_tracer(INSTRUMENTATION_NAME)
         else:
             self._tracer = tracer_provider.get_tracer(INSTRUMENTATION_NAME)
+        # (summary id, session keyspace, idempotent, operation, name, batch size) -> (the summary,
+        # pinned so its id stays its own, and the span's start attributes). A statement's
+        # attributes are the same on every execution: built once, handed to every span (the SDK
+        # copies them).
+        self._start_attributes: dict[tuple[Any, ...], tuple[CqlSummary, dict[str, Any]]] = {}
 
     def start(
         self,
@@ -90,28 +103,25 @@ class QueryTelemetry:
         """
         if name is None:
             name = summary.span_name(session_keyspace)
-        span = self._tracer.start_span(name, kind=SpanKind.CLIENT)
-        if not span.is_recording():
-            return None
-        attributes: dict[str, Any] = {
-            DB_SYSTEM_NAME: "cassandra",
-            DB_OPERATION_NAME: operation or summary.operation,
-            DB_QUERY_SUMMARY: name,
-            # A PREPARE (statement None) is idempotent; a plain string never is to the driver.
-            CASSANDRA_QUERY_IDEMPOTENT: statement is None
-            or bool(getattr(statement, "is_idempotent", False)),
-        }
-        if summary.text:
-            attributes[DB_QUERY_TEXT] = summary.text
-        namespace = summary.namespace(session_keyspace)
-        if namespace:
-            attributes[DB_NAMESPACE] = namespace
-        if summary.table:
-            attributes[DB_COLLECTION_NAME] = summary.table
-        if batch_size is not None:
-            attributes[DB_OPERATION_BATCH_SIZE] = batch_size
-        span.set_attributes(attributes)
-        return span
+        # A PREPARE (statement None) is idempotent; a plain string never is to the driver.
+        idempotent = statement is None or bool(getattr(statement, "is_idempotent", False))
+        key = (id(summary), session_keyspace, idempotent, operation, name, batch_size)
+        cached = self._start_attributes.get(key)
+        if cached is None or cached[0] is not summary:
+            attributes = _start_attributes(
+                summary,
+                session_keyspace,
+                idempotent=idempotent,
+                operation=operation,
+                name=name,
+                batch_size=batch_size,
+            )
+            if len(self._start_attributes) >= _MAX_CACHED_START_ATTRIBUTES:
+                self._start_attributes.clear()
+            self._start_attributes[key] = cached = (summary, attributes)
+        # Given at creation, in one dict: samplers see them, and the SDK validates them in one pass.
+        span = self._tracer.start_span(name, kind=SpanKind.CLIENT, attributes=cached[1])
+        return span if span.is_recording() else None
 
     def start_page(
         self, summary: CqlSummary, session_keyspace: str | None, statement: Any, page_number: int
@@ -125,17 +135,18 @@ class QueryTelemetry:
     @staticmethod
     def succeed(span: Span, response_future: Any, rows: int | None) -> None:
         """Record what the answer says and end the span."""
-        _set_response_attributes(span, response_future)
+        attributes = _response_attributes(response_future)
         if rows is not None:
-            span.set_attribute(DB_RESPONSE_RETURNED_ROWS, rows)
+            attributes[DB_RESPONSE_RETURNED_ROWS] = rows
+        span.set_attributes(attributes)
         span.end()
 
     @staticmethod
     def fail(span: Span, response_future: Any, exc: BaseException) -> None:
         """Mark the span failed with the exception's class name and end it."""
-        if response_future is not None:
-            _set_response_attributes(span, response_future)
-        span.set_attribute(ERROR_TYPE, type(exc).__name__)
+        attributes = {} if response_future is None else _response_attributes(response_future)
+        attributes[ERROR_TYPE] = type(exc).__name__
+        span.set_attributes(attributes)
         span.set_status(Status(StatusCode.ERROR, str(exc) or type(exc).__name__))
         span.end()
 
@@ -145,25 +156,55 @@ class QueryTelemetry:
         span.add_event(PAGE_EVENT, {CASSANDRA_PAGE_NUMBER: page_number, "rows": rows})
 
 
-def _set_response_attributes(span: Span, response_future: Any) -> None:
+def _start_attributes(
+    summary: CqlSummary,
+    session_keyspace: str | None,
+    *,
+    idempotent: bool,
+    operation: str | None,
+    name: str,
+    batch_size: int | None,
+) -> dict[str, Any]:
+    attributes: dict[str, Any] = {
+        DB_SYSTEM_NAME: "cassandra",
+        DB_OPERATION_NAME: operation or summary.operation,
+        DB_QUERY_SUMMARY: name,
+        CASSANDRA_QUERY_IDEMPOTENT: idempotent,
+    }
+    if summary.text:
+        attributes[DB_QUERY_TEXT] = summary.text
+    namespace = summary.namespace(session_keyspace)
+    if namespace:
+        attributes[DB_NAMESPACE] = namespace
+    if summary.table:
+        attributes[DB_COLLECTION_NAME] = summary.table
+    if batch_size is not None:
+        attributes[DB_OPERATION_BATCH_SIZE] = batch_size
+    return attributes
+
+
+def _response_attributes(response_future: Any) -> dict[str, Any]:
+    attributes: dict[str, Any] = {}
     message = response_future.message
     consistency = getattr(message, "consistency_level", None)
     if consistency is not None:
-        span.set_attribute(CASSANDRA_CONSISTENCY_LEVEL, _CONSISTENCY_NAMES.get(consistency, ""))
+        attributes[CASSANDRA_CONSISTENCY_LEVEL] = _CONSISTENCY_NAMES.get(consistency, "")
     fetch_size = getattr(message, "fetch_size", None)
     if fetch_size:
-        span.set_attribute(CASSANDRA_PAGE_SIZE, fetch_size)
+        attributes[CASSANDRA_PAGE_SIZE] = fetch_size
     # coordinator_host is set once an answer (rows or an error) came from a node; on a client-side
     # timeout only the node last tried is known.
-    host = response_future.coordinator_host or getattr(response_future, "_current_host", None)
+    coordinator = response_future.coordinator_host
+    host = coordinator or getattr(response_future, "_current_host", None)
     if host is None:
-        return
-    if response_future.coordinator_host is not None:
+        return attributes
+    if coordinator is not None:
         if host.host_id is not None:
-            span.set_attribute(CASSANDRA_COORDINATOR_ID, str(host.host_id))
+            attributes[CASSANDRA_COORDINATOR_ID] = str(host.host_id)
         if host.datacenter:
-            span.set_attribute(CASSANDRA_COORDINATOR_DC, host.datacenter)
+            attributes[CASSANDRA_COORDINATOR_DC] = host.datacenter
     endpoint = host.endpoint
-    span.set_attribute(SERVER_ADDRESS, str(endpoint.address))
+    attributes[SERVER_ADDRESS] = str(endpoint.address)
     if endpoint.port:
-        span.set_attribute(SERVER_PORT, int(endpoint.port))
+        attributes[SERVER_PORT] = int(endpoint.port)
+    return attributes

@@ -126,7 +126,9 @@ class RecordUnsampled(Sampler):
             parent_context, trace_id, name, kind, attributes, links, trace_state
         )
         if result.decision is Decision.DROP:
-            return SamplingResult(Decision.RECORD_ONLY, None, result.trace_state)
+            # The attributes given at creation stay on the recorded span: /metrics reads some of
+            # them (a query span is one with db.system.name = cassandra).
+            return SamplingResult(Decision.RECORD_ONLY, attributes, result.trace_state)
         return result
 
     def get_description(self) -> str:

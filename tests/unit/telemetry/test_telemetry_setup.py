@@ -218,3 +218,17 @@ def test_batch_sizes_default_to_cqlstars_where_the_variables_are_unset(
         assert sizes(processor) == expected
     finally:
         processor.shutdown()
+
+
+def test_unsampled_spans_keep_their_creation_attributes_for_the_metrics(
+    built: list[Telemetry], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "always_off")
+    telemetry = build(built)
+    attributes = {"db.system.name": "cassandra", "db.query.text": "SELECT * FROM t"}
+    span = telemetry.tracer.start_span("SELECT t", kind=SpanKind.CLIENT, attributes=attributes)
+    assert span.is_recording()
+    assert not span.get_span_context().trace_flags.sampled
+    span.end()
+    assert dict(span.attributes or {}) == attributes  # type: ignore[attr-defined]
+    assert telemetry.span_metrics.figures().total_queries == 1
