@@ -1,6 +1,8 @@
 """Tracing, structured logs and span-derived metrics for cqlstar.
 
 - `setup`: the process's TracerProvider from the standard `OTEL_*` variables (`setup_telemetry`).
+- `spans`: the SDK provider cqlstar builds, minus the re-validation of plain attributes.
+- `otlp`: the SDK's OTLP exporters with a direct wire-format encoder (several times cheaper).
 - `http`: the SERVER span and access-log line for each request (`ServerSpanMiddleware`).
 - `metrics`: the `/metrics` figures, computed from finished spans (`SpanMetrics`).
 - `logs`: one JSON object per log line, with the trace and span ids (`configure_logging`).

@@ -7,7 +7,8 @@ their per-signal `OTEL_EXPORTER_OTLP_TRACES_*` forms). cqlstar decides only thre
 
 - whether to export at all: only when an OTLP endpoint is configured. Without one nothing is
   exported and nothing tries (and fails) to connect, but spans are still recorded for `/metrics`;
-- which exporter: `OTEL_EXPORTER_OTLP_(TRACES_)PROTOCOL`, `grpc` (the default) or `http/protobuf`;
+- which exporter: `OTEL_EXPORTER_OTLP_(TRACES_)PROTOCOL`, `grpc` (the default) or `http/protobuf`
+  (the SDK's exporters with cqlstar's faster encoding, `cqlstar.telemetry.otlp`);
 - the defaults `service.name = cqlstar` and `service.version = cqlstar.__version__` (the variables
   above win over both);
 - the batch processor's queue (16384 spans) and batch (2048 spans) sizes, where
@@ -16,11 +17,13 @@ their per-signal `OTEL_EXPORTER_OTLP_TRACES_*` forms). cqlstar decides only thre
 
 `OTEL_SDK_DISABLED=true` turns all of it off: no provider, no spans, `/metrics` reports zeros.
 
-There is one provider per process, installed as the global one, because the Cassandra layer takes
-its tracer from the global API (`opentelemetry.trace.get_tracer`). `setup_telemetry()` builds it on
-first call and hands the same object to every later caller, so tests that build many apps in one
-process share it instead of fighting over the global slot; `build_telemetry()` builds one without
-installing it (for tests of the configuration itself).
+The provider is the SDK's, as `cqlstar.telemetry.spans.FastTracerProvider` (the same spans, without
+re-validating attributes that are plain values). There is one per process, installed as the global
+one, because the Cassandra layer takes its tracer from the global API
+(`opentelemetry.trace.get_tracer`). `setup_telemetry()` builds it on first call and hands the same
+object to every later caller, so tests that build many apps in one process share it instead of
+fighting over the global slot; `build_telemetry()` builds one without installing it (for tests of
+the configuration itself).
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from opentelemetry.util.types import Attributes
 
 from cqlstar import __version__
 from cqlstar.telemetry.metrics import SpanMetrics
+from cqlstar.telemetry.spans import FastTracerProvider
 
 DEFAULT_SERVICE_NAME = "cqlstar"
 INSTRUMENTATION_SCOPE = "cqlstar.http"
@@ -205,7 +209,7 @@ def build_telemetry() -> Telemetry:
     span_metrics = SpanMetrics()
     if sdk_disabled():
         return Telemetry(tracer=trace.NoOpTracer(), span_metrics=span_metrics)
-    provider = TracerProvider(
+    provider = FastTracerProvider(
         sampler=RecordUnsampled(_get_from_env_or_default()), resource=service_resource()
     )
     provider.add_span_processor(span_metrics)
