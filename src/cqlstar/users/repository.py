@@ -101,11 +101,11 @@ def users_from_rows(rows: Sequence[Sequence[Any]]) -> list[User]:
     """A page of rows as Users, column by column.
 
     A stream turns every row into a User, so this is per-row cost: mapping the User type over
-    per-column views of the page runs the loop in C, with a Python frame only for a timestamp that is
-    not cached yet (see `format_timestamps`). Column getters rather than `zip(*rows)`: the transpose
-    allocates an iterator per row, and those allocations are what wakes the garbage collector, which
-    then promotes the page's rows towards the expensive full collections (fewer gen-2 collections
-    per stream with the getters, and Users themselves are not tracked: `gc=False`).
+    per-column views of the page runs the loop in C, with a Python frame only for a timestamp that
+    is not cached yet (see `format_timestamps`). Column getters rather than `zip(*rows)`: the
+    transpose allocates an iterator per row, and such allocations are what wakes the garbage
+    collector, which then promotes the page's rows towards the expensive full collections (fewer
+    gen-2 collections per stream with the getters; Users themselves are not tracked: `gc=False`).
     """
     return list(
         map(

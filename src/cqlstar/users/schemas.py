@@ -180,7 +180,8 @@ class _TimestampTexts(dict[int, str]):
     batch stamps all its users alike, and rows written close together share their second. A hit is
     one dict lookup in C (`map(texts.__getitem__, column)` formats a page's column without a Python
     frame per hit); a miss joins the second's cached `YYYY-MM-DDTHH:MM:SS` and a ready-made
-    `.mmmZ` suffix. Both caches are cleared when full: cheaper than LRU bookkeeping, and the next page refills them.
+    `.mmmZ` suffix. Both caches are cleared when full: cheaper than LRU bookkeeping, and the next
+    page refills them.
     """
 
     def __init__(self) -> None:
