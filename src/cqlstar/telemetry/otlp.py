@@ -21,13 +21,20 @@ The exporters are the SDK's OTLP exporters with only the encoding replaced, so e
 `OTEL_EXPORTER_OTLP_*` variable (endpoint, headers, TLS, timeout, compression) and the retry logic
 still apply: `GrpcSpanExporter` sends the bytes through the same channel with an identity
 serializer; `HttpSpanExporter` posts them through the same HTTP client.
+
+`EncodingBatchSpanProcessor` is the SDK's batch processor queueing each sampled span as its encoded
+bytes rather than as a span object, which the garbage collector would otherwise keep re-scanning
+until the export (see there); the exporter thread then only assembles the request and sends it.
+Measured in-process (10,000 get_user requests at 64 in flight, 100% sampling, gRPC to the
+collector): garbage collections per 10,000 requests 755/68/7 (generations 0/1/2) -> 451/41/4, the
+same as with no exporter at all (440/40/3).
 """
 
 from __future__ import annotations
 
 import logging
 import struct
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from opentelemetry.attributes import BoundedAttributes
@@ -40,11 +47,17 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export import SpanExportResult
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExportResult
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, StatusCode
 
-__all__ = ["GrpcSpanExporter", "HttpSpanExporter", "SpanEncoder"]
+__all__ = [
+    "EncodedSpans",
+    "EncodingBatchSpanProcessor",
+    "GrpcSpanExporter",
+    "HttpSpanExporter",
+    "SpanEncoder",
+]
 
 _logger = logging.getLogger(__name__)
 
@@ -137,119 +150,161 @@ def _key_value(key: str, value: Any) -> bytes:
     return _string(_T1_LEN, key) + _field(_T2_LEN, _any_value(value))
 
 
-# Resources and scopes whose encoding is kept, at most (a process has a handful).
-_MAX_CACHED_GROUPS = 64
+# (resource, scope) objects remembered by identity, at most. A process has a handful; past this
+# (objects made on the fly) they are still grouped correctly, by equality, just not remembered.
+_MAX_REMEMBERED_GROUPS = 1024
 
 
-class _ScopeGroup:
-    __slots__ = ("head", "spans", "tail")
+class _Group:
+    """One (resource, scope) pair, as the request groups spans: by resource equality, then by scope
+    equality (name, version, schema url, attributes), each in first-seen order."""
 
-    def __init__(self, head: bytes, tail: bytes) -> None:
-        self.head = head
-        self.tail = tail
-        self.spans: list[bytes] = []
+    __slots__ = ("resource_slot", "scope_slot")
 
-
-class _ResourceGroup:
-    __slots__ = ("head", "resource", "scopes", "tail")
-
-    def __init__(self, resource: Resource, head: bytes, tail: bytes) -> None:
-        self.resource = resource
-        self.head = head
-        self.tail = tail
-        self.scopes: dict[InstrumentationScope | None, _ScopeGroup] = {}
+    def __init__(self, resource_slot: int, scope_slot: int) -> None:
+        self.resource_slot = resource_slot
+        self.scope_slot = scope_slot
 
 
 class SpanEncoder:
     """Encodes finished SDK spans as one `ExportTraceServiceRequest` (see the module docstring).
 
-    Keeps the encoded bytes of attribute pairs, resources and scopes between calls: use one encoder
-    per exporter. Not meant for concurrent use (the batch processor exports one batch at a time);
-    concurrent calls would still encode correctly, only cache less.
+    `encode(spans)` does it in one go. The two halves are public too, for encoding each span when it
+    ends and assembling the request later (`EncodingBatchSpanProcessor`): `span_field(span)` (the
+    span's bytes) with `group_of(span)` (which resource and scope it belongs to), then
+    `assemble(items)`. Keeps the encoded bytes of attribute pairs, resources and scopes between
+    calls: use one encoder per exporter. Safe to share between the thread that ends spans and the
+    one that assembles (its tables only grow, one atomic append at a time).
     """
 
     def __init__(self, max_cached_attributes: int = MAX_CACHED_ATTRIBUTES) -> None:
         self._max_cached_attributes = max_cached_attributes
-        # (key, type of value, value) -> the attribute as a length-delimited KeyValue field, minus
-        # its tag (the tag differs between spans, events and links). The type is part of the key
-        # because True == 1 == 1.0 in Python.
-        self._attributes: dict[tuple[str, type, Any], bytes] = {}
-        # id -> (the object itself, so the id stays its own while cached, and its encoding).
-        self._resources: dict[int, tuple[Resource, bytes, bytes]] = {}
-        self._scopes: dict[int, tuple[InstrumentationScope | None, bytes, bytes]] = {}
+        # key -> value -> (type of value, the attribute as a length-delimited KeyValue field minus
+        # its tag: the tag differs between spans, events and links).
+        self._attributes: dict[str, dict[Any, tuple[type, bytes]]] = {}
+        self._cached_attributes = 0
+        # Distinct resources and scopes (by equality) with their encoded head and tail fields.
+        self._resource_slots: list[tuple[Resource, bytes, bytes]] = []
+        self._scope_slots: list[tuple[InstrumentationScope | None, bytes, bytes]] = []
+        self._groups: list[_Group] = []
+        # id(resource) -> id(scope) -> group index; the objects stay referenced in `_remembered`,
+        # so their ids cannot be reused by other objects while they are in the table.
+        self._group_of_ids: dict[int, dict[int, int]] = {}
+        self._remembered: list[tuple[Resource, InstrumentationScope | None]] = []
 
     def encode(self, spans: Sequence[ReadableSpan]) -> bytes:
         """The serialized `ExportTraceServiceRequest` for `spans`."""
-        # Resource -> scope -> encoded spans, in first-seen order, grouped as the SDK groups them:
-        # resources by equality (looked up by identity first: one provider's spans share one
-        # resource object, and `Resource.__hash__` serialises the attributes to JSON), scopes by
-        # their own equality (name, version, schema url).
-        by_identity: dict[int, _ResourceGroup] = {}
-        groups: list[_ResourceGroup] = []
-        for span in spans:
-            resource = span.resource
-            group = by_identity.get(id(resource))
-            if group is None:
-                group = next((g for g in groups if g.resource == resource), None)
-                if group is None:
-                    group = _ResourceGroup(resource, *self._resource_bytes(resource))
-                    groups.append(group)
-                by_identity[id(resource)] = group
-            scope = span.instrumentation_scope or None
-            scope_group = group.scopes.get(scope)
-            if scope_group is None:
-                scope_group = _ScopeGroup(*self._scope_bytes(scope))
-                group.scopes[scope] = scope_group
-            scope_group.spans.append(self._span(span))
-        out: list[bytes] = []
-        for group in groups:
-            parts = [group.head]
-            for scope_group in group.scopes.values():
-                body = scope_group.head + b"".join(scope_group.spans) + scope_group.tail
-                parts.append(_field(_T2_LEN, body))
-            parts.append(group.tail)
-            out.append(_field(_T1_LEN, b"".join(parts)))
-        return b"".join(out)
+        return self.assemble([(self.group_of(span), self.span_field(span)) for span in spans])
+
+    def group_of(self, span: ReadableSpan) -> int:
+        """Which (resource, scope) group the span is sent under, as an index for `assemble`."""
+        resource = span.resource
+        scope = span.instrumentation_scope or None
+        by_scope = self._group_of_ids.get(id(resource))
+        if by_scope is not None:
+            index = by_scope.get(id(scope))
+            if index is not None:
+                return index
+        return self._new_group(resource, scope)
+
+    def assemble(self, items: Iterable[tuple[int, bytes]]) -> bytes:
+        """The request for (group, span field) pairs: resource, then scope, then spans, each in
+        first-seen order, as the SDK encoder groups them."""
+        groups = self._groups
+        tree: dict[int, dict[int, list[bytes]]] = {}
+        for index, field in items:
+            group = groups[index]
+            scopes = tree.get(group.resource_slot)
+            if scopes is None:
+                scopes = tree[group.resource_slot] = {}
+            fields = scopes.get(group.scope_slot)
+            if fields is None:
+                fields = scopes[group.scope_slot] = []
+            fields.append(field)
+        out = bytearray()
+        for resource_slot, scopes in tree.items():
+            _, resource_head, resource_tail = self._resource_slots[resource_slot]
+            resource_spans = bytearray(resource_head)
+            for scope_slot, fields in scopes.items():
+                _, scope_head, scope_tail = self._scope_slots[scope_slot]
+                body = scope_head + b"".join(fields) + scope_tail
+                resource_spans += _T2_LEN + _length(len(body)) + body
+            resource_spans += resource_tail
+            out += _T1_LEN + _length(len(resource_spans)) + resource_spans
+        return bytes(out)
+
+    def _new_group(self, resource: Resource, scope: InstrumentationScope | None) -> int:
+        resource_slot = next(
+            (i for i, slot in enumerate(self._resource_slots) if slot[0] is resource),
+            None,
+        )
+        if resource_slot is None:
+            resource_slot = next(
+                (i for i, slot in enumerate(self._resource_slots) if slot[0] == resource),
+                None,
+            )
+        if resource_slot is None:
+            resource_slot = len(self._resource_slots)
+            self._resource_slots.append((resource, *self._resource_bytes(resource)))
+        scope_slot = next(
+            (i for i, slot in enumerate(self._scope_slots) if slot[0] is scope or slot[0] == scope),
+            None,
+        )
+        if scope_slot is None:
+            scope_slot = len(self._scope_slots)
+            self._scope_slots.append((scope, *self._scope_bytes(scope)))
+        index = next(
+            (
+                i
+                for i, group in enumerate(self._groups)
+                if group.resource_slot == resource_slot and group.scope_slot == scope_slot
+            ),
+            None,
+        )
+        if index is None:
+            index = len(self._groups)
+            self._groups.append(_Group(resource_slot, scope_slot))
+        if len(self._remembered) < _MAX_REMEMBERED_GROUPS:
+            self._remembered.append((resource, scope))
+            self._group_of_ids.setdefault(id(resource), {})[id(scope)] = index
+        return index
 
     def _resource_bytes(self, resource: Resource) -> tuple[bytes, bytes]:
         """ResourceSpans' `resource` field and its `schema_url` field (which follows the scopes)."""
-        cached = self._resources.get(id(resource))
-        if cached is None or cached[0] is not resource:
-            if len(self._resources) >= _MAX_CACHED_GROUPS:
-                self._resources.clear()
-            head = _field(_T1_LEN, self._attribute_fields(_T1_LEN, resource.attributes))
-            tail = _string(_T3_LEN, resource.schema_url) if resource.schema_url else b""
-            cached = (resource, head, tail)
-            self._resources[id(resource)] = cached
-        return cached[1], cached[2]
+        head = _field(_T1_LEN, self._attribute_fields(_T1_LEN, resource.attributes))
+        tail = _string(_T3_LEN, resource.schema_url) if resource.schema_url else b""
+        return head, tail
 
     def _scope_bytes(self, scope: InstrumentationScope | None) -> tuple[bytes, bytes]:
         """ScopeSpans' `scope` field and its `schema_url` field (which follows the spans)."""
-        cached = self._scopes.get(id(scope))
-        if cached is not None and cached[0] is scope:
-            return cached[1], cached[2]
         if scope is None:
-            head, tail = _field(_T1_LEN, b""), b""
-        else:
-            body = b""
-            if scope.name:
-                body += _string(_T1_LEN, scope.name)
-            if scope.version:
-                body += _string(_T2_LEN, scope.version)
-            body += self._attribute_fields(_T3_LEN, scope.attributes)
-            head = _field(_T1_LEN, body)
-            tail = _string(_T3_LEN, scope.schema_url) if scope.schema_url else b""
-        if len(self._scopes) >= _MAX_CACHED_GROUPS:
-            self._scopes.clear()
-        self._scopes[id(scope)] = (scope, head, tail)
-        return head, tail
+            return _field(_T1_LEN, b""), b""
+        body = b""
+        if scope.name:
+            body += _string(_T1_LEN, scope.name)
+        if scope.version:
+            body += _string(_T2_LEN, scope.version)
+        body += self._attribute_fields(_T3_LEN, scope.attributes)
+        tail = _string(_T3_LEN, scope.schema_url) if scope.schema_url else b""
+        return _field(_T1_LEN, body), tail
 
     def _attribute_fields(self, tag: bytes, attributes: Mapping[str, Any] | None) -> bytes:
-        """Repeated KeyValue fields with `tag`, from the cache where possible."""
+        """Repeated KeyValue fields with `tag`."""
+        out = bytearray()
+        self._write_attributes(out, tag, attributes)
+        return bytes(out)
+
+    def _write_attributes(
+        self, out: bytearray, tag: bytes, attributes: Mapping[str, Any] | None
+    ) -> None:
+        """Append repeated KeyValue fields with `tag` to `out`, from the cache where possible.
+
+        The look-up allocates nothing (no key tuple): this runs for every attribute of every span,
+        and each container allocated is work for the garbage collector on the service's thread.
+        """
         if not attributes:
-            return b""
+            return
         cache = self._attributes
-        parts: list[bytes] = []
         # BoundedAttributes (what SDK spans, events and links hold) iterates through Python-level
         # __iter__/__getitem__; its plain dict is read directly.
         plain = (
@@ -259,65 +314,78 @@ class SpanEncoder:
         )
         for key, value in plain.items():
             kind = value.__class__
-            cache_key = (key, kind, value) if kind in _CACHEABLE else None
-            encoded = cache.get(cache_key) if cache_key is not None else None
-            if encoded is None:
-                try:
-                    pair = _key_value(key, value)
-                except Exception:  # the SDK encoder, too, leaves the pair out and logs
-                    _logger.exception("Failed to encode key %s", key)
-                    continue
-                encoded = _length(len(pair)) + pair
-                if cache_key is not None:
-                    if len(cache) >= self._max_cached_attributes:
-                        cache.clear()
-                    cache[cache_key] = encoded
-            parts.append(tag)
-            parts.append(encoded)
-        return b"".join(parts)
+            by_value = cache.get(key) if kind in _CACHEABLE else None
+            entry = by_value.get(value) if by_value is not None else None
+            # The type is checked because True == 1 and both hash alike.
+            if entry is not None and entry[0] is kind:
+                out += tag
+                out += entry[1]
+                continue
+            try:
+                pair = _key_value(key, value)
+            except Exception:  # the SDK encoder, too, leaves the pair out and logs
+                _logger.exception("Failed to encode key %s", key)
+                continue
+            encoded = _length(len(pair)) + pair
+            if kind in _CACHEABLE:
+                if self._cached_attributes >= self._max_cached_attributes:
+                    cache.clear()
+                    self._cached_attributes = 0
+                if by_value is None:
+                    by_value = cache[key] = {}
+                by_value[value] = (kind, encoded)
+                self._cached_attributes += 1
+            out += tag
+            out += encoded
 
-    def _span(self, span: ReadableSpan) -> bytes:
+    def span_field(self, span: ReadableSpan) -> bytes:
+        """The span as a `ScopeSpans.spans` field (tag, length, `Span` message)."""
         context: SpanContext = span.get_span_context()  # type: ignore[assignment]
         parent = span.parent
-        parts = [
-            b"\x0a\x10",
-            context.trace_id.to_bytes(16, "big"),
-            b"\x12\x08",
-            context.span_id.to_bytes(8, "big"),
-        ]
+        # A bytearray, not a list of parts: it is not a container the garbage collector tracks.
+        out = bytearray(b"\x0a\x10")
+        out += context.trace_id.to_bytes(16, "big")
+        out += b"\x12\x08"
+        out += context.span_id.to_bytes(8, "big")
         trace_state = context.trace_state
         if trace_state:
-            parts.append(_string(_T3_LEN, ",".join([f"{k}={v}" for k, v in trace_state.items()])))
+            out += _string(_T3_LEN, ",".join([f"{k}={v}" for k, v in trace_state.items()]))
         if parent:
-            parts.append(b"\x22\x08")
-            parts.append(parent.span_id.to_bytes(8, "big"))
+            out += b"\x22\x08"
+            out += parent.span_id.to_bytes(8, "big")
         if span.name:
-            parts.append(_string(_T5_LEN, span.name))
-        parts.append(_KIND_FIELDS[span.kind])
+            out += _string(_T5_LEN, span.name)
+        out += _KIND_FIELDS[span.kind]
         if span.start_time:
-            parts.append(b"\x39" + _pack_fixed64(span.start_time))
+            out += b"\x39"
+            out += _pack_fixed64(span.start_time)
         if span.end_time:
-            parts.append(b"\x41" + _pack_fixed64(span.end_time))
-        parts.append(self._attribute_fields(_T9_LEN, span._attributes))
+            out += b"\x41"
+            out += _pack_fixed64(span.end_time)
+        self._write_attributes(out, _T9_LEN, span._attributes)
         if dropped := span.dropped_attributes:
-            parts.append(b"\x50" + _varint(dropped))
-        for event in span.events:
-            parts.append(_field(_T11_LEN, self._event(event)))
+            out += b"\x50"
+            out += _varint(dropped)
+        if span._events:
+            for event in span.events:
+                out += _field(_T11_LEN, self._event(event))
         if dropped := span.dropped_events:
-            parts.append(b"\x60" + _varint(dropped))
-        for link in span.links:
-            parts.append(_field(_T13_LEN, self._link(link)))
+            out += b"\x60"
+            out += _varint(dropped)
+        if span._links:
+            for link in span.links:
+                out += _field(_T13_LEN, self._link(link))
         if dropped := span.dropped_links:
-            parts.append(b"\x70" + _varint(dropped))
+            out += b"\x70"
+            out += _varint(dropped)
         status = span.status
         if status.description:
-            parts.append(_status(status.status_code.value, status.description))
+            out += _status(status.status_code.value, status.description)
         else:
-            parts.append(_STATUS_FIELDS[status.status_code])
-        parts.append(b"\x85\x01")
-        parts.append(_FLAGS_REMOTE if parent is not None and parent.is_remote else _FLAGS_LOCAL)
-        body = b"".join(parts)
-        return _T2_LEN + _length(len(body)) + body
+            out += _STATUS_FIELDS[status.status_code]
+        out += b"\x85\x01"
+        out += _FLAGS_REMOTE if parent is not None and parent.is_remote else _FLAGS_LOCAL
+        return _T2_LEN + _length(len(out)) + out
 
     def _event(self, event: Any) -> bytes:
         body = b""
@@ -344,7 +412,8 @@ class SpanEncoder:
         return body + b"\x35" + (_FLAGS_REMOTE if context.is_remote else _FLAGS_LOCAL)
 
 
-_CACHEABLE = frozenset({str, bool, int, float})
+# Floats are left out: 0.0 == -0.0 with the same hash, and their encodings differ.
+_CACHEABLE = frozenset({str, bool, int})
 
 # Span.kind fields: the proto's SpanKind counts from UNSPECIFIED = 0, the API's from INTERNAL = 0.
 _KIND_FIELDS = {kind: b"\x30" + bytes((kind.value + 1,)) for kind in SpanKind}
@@ -375,18 +444,37 @@ class _PreEncodedStub:
         )
 
 
+class EncodedSpans:
+    """A request already encoded, and how many spans it carries (for the exporters' own metrics)."""
+
+    __slots__ = ("count", "payload")
+
+    def __init__(self, payload: bytes, count: int) -> None:
+        self.payload = payload
+        self.count = count
+
+
 class GrpcSpanExporter(SdkGrpcSpanExporter):
     """The SDK's OTLP/gRPC span exporter (channel, variables, retries) with `SpanEncoder`."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._encoder = SpanEncoder()
+        self.encoder = SpanEncoder()
         # The base class builds its client from `_stub`, also when it reconnects.
         self._stub = _PreEncodedStub
         self._client = _PreEncodedStub(self._channel)  # type: ignore[assignment]
 
-    def _translate_data(self, data: Sequence[ReadableSpan]) -> Any:
-        return self._encoder.encode(data)
+    def export_encoded(self, spans: EncodedSpans) -> SpanExportResult:
+        """Send a request `self.encoder` assembled."""
+        return self._export(spans)  # type: ignore[arg-type]
+
+    def _translate_data(self, data: Sequence[ReadableSpan] | EncodedSpans) -> Any:
+        if isinstance(data, EncodedSpans):
+            return data.payload
+        return self.encoder.encode(data)
+
+    def _count_data(self, data: Sequence[ReadableSpan] | EncodedSpans) -> int:
+        return data.count if isinstance(data, EncodedSpans) else len(data)
 
 
 class HttpSpanExporter(SdkHttpSpanExporter):
@@ -395,30 +483,91 @@ class HttpSpanExporter(SdkHttpSpanExporter):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._encoder = SpanEncoder()
+        self.encoder = SpanEncoder()
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        # The base class's export with the encoding swapped: it has no hook for that.
+        try:
+            payload = self.encoder.encode(spans)
+        except Exception:  # reported as a failed export, as the SDK does
+            _logger.exception("Failed to encode span batch")
+            return SpanExportResult.FAILURE
+        return self.export_encoded(EncodedSpans(payload, len(spans)))
+
+    def export_encoded(self, spans: EncodedSpans) -> SpanExportResult:
+        """Send a request `self.encoder` assembled (the base class's export past its encoding,
+        which it offers no hook for)."""
         if self._shutdown:
             _logger.warning("Exporter already shutdown, ignoring batch")
             return SpanExportResult.FAILURE
-        with self._metrics.export_operation(len(spans)) as result:
-            try:
-                serialized = self._encoder.encode(spans)
-            except Exception as error:  # a failed export, as the SDK reports it
-                _logger.error("Failed to encode span batch: %s", error)  # noqa: TRY400
-                result.error = error
-                return SpanExportResult.FAILURE
+        with self._metrics.export_operation(spans.count) as result:
             limit = self._max_request_size
-            if limit > 0 and len(serialized) > limit:
+            if limit > 0 and len(spans.payload) > limit:
                 _logger.warning(
                     "Dropping span batch: serialized size %d bytes exceeds max_request_size %d.",
-                    len(serialized),
+                    len(spans.payload),
                     limit,
                 )
                 return SpanExportResult.FAILURE
-            exported = self._client.export(serialized)
+            exported = self._client.export(spans.payload)
             if not exported.success:
                 result.error = exported.error
                 return SpanExportResult.FAILURE
         return SpanExportResult.SUCCESS
+
+
+OtlpSpanExporter = GrpcSpanExporter | HttpSpanExporter
+
+
+class _AssemblingExporter:
+    """What `EncodingBatchSpanProcessor`'s batch machinery exports to: it receives the queued
+    (group, span bytes) pairs, assembles the request and sends it with the OTLP exporter."""
+
+    def __init__(self, exporter: OtlpSpanExporter) -> None:
+        self.exporter = exporter
+
+    def export(self, batch: list[tuple[int, bytes]]) -> SpanExportResult:
+        # The batch machinery pops the oldest first, so the batch is in the order the spans ended.
+        payload = self.exporter.encoder.assemble(batch)
+        return self.exporter.export_encoded(EncodedSpans(payload, len(batch)))
+
+    def shutdown(self, timeout_millis: float = 30_000) -> None:
+        if isinstance(self.exporter, GrpcSpanExporter):
+            self.exporter.shutdown(timeout_millis=timeout_millis)
+        else:
+            self.exporter.shutdown()  # type: ignore[no-untyped-call]
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return self.exporter.force_flush(timeout_millis)
+
+
+class EncodingBatchSpanProcessor(BatchSpanProcessor):
+    """The SDK's batch processor (queue, batch sizes, schedule, `OTEL_BSP_*`, flush, shutdown),
+    queueing each sampled span already encoded, as bytes, instead of the span object.
+
+    Why: a queued span object is a dozen objects the garbage collector tracks, and they live long
+    enough (until the next export) to be promoted and re-scanned by the older generations' passes,
+    on the event loop's thread: measured in the service at 100% sampling, export added ~55 us of
+    collection per request (in-process load, 10,000 requests, gc callbacks). Bytes are not tracked.
+    The span is encoded where it ends (~6 us, the same work the exporter thread did, without that
+    thread contending for the GIL) and the exporter thread only assembles and sends.
+    """
+
+    def __init__(self, exporter: OtlpSpanExporter, **sizes: Any) -> None:
+        self._exporter = exporter
+        self._encoder = exporter.encoder
+        super().__init__(_AssemblingExporter(exporter), **sizes)  # type: ignore[arg-type]
+
+    @property
+    def span_exporter(self) -> OtlpSpanExporter:
+        return self._exporter
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if not (span.context and span.context.trace_flags.sampled):
+            return
+        encoder = self._encoder
+        try:
+            item = (encoder.group_of(span), encoder.span_field(span))
+        except Exception:  # ending a span must not fail the request: drop it, say so
+            _logger.exception("Failed to encode span %s; it is not exported", span.name)
+            return
+        self._batch_processor.emit(item)  # type: ignore[arg-type]

@@ -181,9 +181,9 @@ def _otlp_exporter(protocol: str) -> SpanExporter:
 def batch_processor(
     exporter: SpanExporter, environ: Mapping[str, str] | None = None
 ) -> BatchSpanProcessor:
-    """The export processor: the SDK's batch processor, with cqlstar's sizes where the `OTEL_BSP_*`
-    variables say nothing (the SDK reads the variables that are set, and the schedule delay and
-    export timeout, itself)."""
+    """The export processor: the SDK's batch processor (for cqlstar's OTLP exporters, its variant
+    that queues spans encoded), with cqlstar's sizes where the `OTEL_BSP_*` variables say nothing
+    (the SDK reads the variables that are set, and the schedule delay and export timeout, itself)."""
     env = os.environ if environ is None else environ
     queue_size: int | None = None
     batch_size: int | None = None
@@ -193,6 +193,17 @@ def batch_processor(
         # A batch cannot be bigger than the queue, whoever chose the queue's size.
         batch_size = min(
             DEFAULT_BSP_MAX_EXPORT_BATCH_SIZE, queue_size or _env_int(env, _BSP_QUEUE_VAR)
+        )
+    from cqlstar.telemetry.otlp import (  # the gRPC stack again: only when exporting
+        EncodingBatchSpanProcessor,
+        GrpcSpanExporter,
+        HttpSpanExporter,
+    )
+
+    if isinstance(exporter, GrpcSpanExporter | HttpSpanExporter):
+        # cqlstar's OTLP exporters: spans are queued encoded (see EncodingBatchSpanProcessor).
+        return EncodingBatchSpanProcessor(
+            exporter, max_queue_size=queue_size, max_export_batch_size=batch_size
         )
     return BatchSpanProcessor(exporter, max_queue_size=queue_size, max_export_batch_size=batch_size)
 

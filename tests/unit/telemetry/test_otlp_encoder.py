@@ -22,6 +22,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ParentBasedTraceIdRatio
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import (
     NonRecordingSpan,
@@ -34,7 +35,13 @@ from opentelemetry.trace import (
     set_span_in_context,
 )
 
-from cqlstar.telemetry.otlp import GrpcSpanExporter, HttpSpanExporter, SpanEncoder
+from cqlstar.telemetry.otlp import (
+    EncodingBatchSpanProcessor,
+    GrpcSpanExporter,
+    HttpSpanExporter,
+    SpanEncoder,
+)
+from cqlstar.telemetry.setup import RecordUnsampled
 
 REMOTE_PARENT = SpanContext(
     trace_id=0x4BF92F3577B34DA6A3CE929D0E0E4736,
@@ -239,7 +246,26 @@ def test_the_attribute_cache_starts_over_when_full(
     encoder = SpanEncoder(max_cached_attributes=10)
     for _ in range(3):
         assert_same_encoding(spans, encoder)
-    assert len(encoder._attributes) <= 10
+    assert encoder._cached_attributes <= 10
+
+
+def test_equal_values_of_other_types_are_not_mixed_up_by_the_cache() -> None:
+    # 1 == True == 1.0 and 0.0 == -0.0 in Python, with equal hashes; their encodings differ.
+    values: list[Any] = [1, True, 1.0, 0, False, 0.0, -0.0, "1", 1, True, -0.0, 0.0]
+    spans = [
+        ReadableSpan(
+            name=f"v{i}",
+            context=SpanContext(1, i + 1, is_remote=False),
+            resource=Resource({}),
+            attributes={"value": value},
+            start_time=1,
+            end_time=2,
+        )
+        for i, value in enumerate(values)
+    ]
+    encoder = SpanEncoder()
+    assert_same_encoding(spans, encoder)
+    assert_same_encoding(spans[::-1], encoder)
 
 
 class _Collector(trace_service_pb2_grpc.TraceServiceServicer):
@@ -307,3 +333,54 @@ def test_http_exporter_posts_the_encoded_request(
     assert path == "/v1/traces"
     assert content_type == "application/x-protobuf"
     assert ExportTraceServiceRequest.FromString(body) == encode_spans(spans)
+
+
+@pytest.fixture
+def grpc_collector() -> Iterator[tuple[_Collector, int]]:
+    collector = _Collector()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(collector, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    yield collector, port
+    server.stop(None)
+
+
+def test_encoding_processor_sends_what_the_sdk_would_have(
+    grpc_collector: tuple[_Collector, int],
+) -> None:
+    collector, port = grpc_collector
+    provider = TracerProvider(
+        shutdown_on_exit=False,
+        resource=Resource({"service.name": "queued"}),
+        sampler=RecordUnsampled(ParentBasedTraceIdRatio(0.5)),
+    )
+    reference = InMemorySpanExporter()  # what a stock exporter would be handed
+    provider.add_span_processor(SimpleSpanProcessor(reference))
+    exporter = GrpcSpanExporter(endpoint=f"127.0.0.1:{port}", insecure=True)
+    processor = EncodingBatchSpanProcessor(exporter, max_export_batch_size=64)
+    provider.add_span_processor(processor)
+    assert processor.span_exporter is exporter
+    request_like_spans(provider, 100)
+    assert provider.force_flush(10_000)
+    provider.shutdown()
+    spans = list(reference.get_finished_spans())  # the sampled ones, in the order they ended
+    assert 0 < len(spans) < 200  # about half the traces were sampled; the rest stay home
+    received = [span for request in collector.requests for span in _all_spans(request)]
+    assert len(collector.requests) == math.ceil(len(spans) / 64)
+    expected = [span for batch in _batches(spans, 64) for span in _all_spans(encode_spans(batch))]
+    assert received == expected
+
+
+def _batches(spans: list[ReadableSpan], size: int) -> Iterator[list[ReadableSpan]]:
+    for start in range(0, len(spans), size):
+        yield spans[start : start + size]
+
+
+def _all_spans(request: ExportTraceServiceRequest) -> list[Any]:
+    return [
+        (resource_spans.resource, scope_spans.scope, span)
+        for resource_spans in request.resource_spans
+        for scope_spans in resource_spans.scope_spans
+        for span in scope_spans.spans
+    ]
