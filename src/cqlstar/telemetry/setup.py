@@ -10,10 +10,7 @@ their per-signal `OTEL_EXPORTER_OTLP_TRACES_*` forms). cqlstar decides only thre
 - which exporter: `OTEL_EXPORTER_OTLP_(TRACES_)PROTOCOL`, `grpc` (the default) or `http/protobuf`
   (the SDK's exporters with cqlstar's faster encoding, `cqlstar.telemetry.otlp`);
 - the defaults `service.name = cqlstar` and `service.version = cqlstar.__version__` (the variables
-  above win over both);
-- the batch processor's queue (16384 spans) and batch (2048 spans) sizes, where
-  `OTEL_BSP_MAX_QUEUE_SIZE` and `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` are not set: the SDK's defaults
-  (2048 and 512) dropped spans in the benchmark (see `DEFAULT_BSP_MAX_QUEUE_SIZE`).
+  above win over both).
 
 `OTEL_SDK_DISABLED=true` turns all of it off: no provider, no spans, `/metrics` reports zeros.
 
@@ -55,17 +52,6 @@ from cqlstar.telemetry.spans import FastTracerProvider
 DEFAULT_SERVICE_NAME = "cqlstar"
 INSTRUMENTATION_SCOPE = "cqlstar.http"
 PROTOCOLS = ("grpc", "http/protobuf")
-
-# The batch processor's sizes when OTEL_BSP_MAX_QUEUE_SIZE / OTEL_BSP_MAX_EXPORT_BATCH_SIZE are not
-# set. The SDK's own (2048 and 512) drop spans at this service's rate: a get_user at concurrency 64
-# makes ~5000 spans/s, the exporter thread shares the GIL with the event loop, and one export of 512
-# spans can take longer than the 0.4 s a 2048-span queue lasts. A bigger queue rides that out; bigger
-# batches mean fewer export calls (each with its own gRPC/HTTP overhead and GIL hand-overs).
-DEFAULT_BSP_MAX_QUEUE_SIZE = 16384
-DEFAULT_BSP_MAX_EXPORT_BATCH_SIZE = 2048
-_BSP_QUEUE_VAR = "OTEL_BSP_MAX_QUEUE_SIZE"
-_SDK_BSP_MAX_QUEUE_SIZE = 2048
-_BSP_BATCH_VAR = "OTEL_BSP_MAX_EXPORT_BATCH_SIZE"
 
 _ENDPOINT_VARS = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
 _PROTOCOL_VARS = ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")
@@ -178,22 +164,9 @@ def _otlp_exporter(protocol: str) -> SpanExporter:
     return HttpSpanExporter()
 
 
-def batch_processor(
-    exporter: SpanExporter, environ: Mapping[str, str] | None = None
-) -> BatchSpanProcessor:
+def batch_processor(exporter: SpanExporter) -> BatchSpanProcessor:
     """The export processor: the SDK's batch processor (for cqlstar's OTLP exporters, its variant
-    that queues spans encoded), with cqlstar's sizes where the `OTEL_BSP_*` variables say nothing
-    (the SDK reads the variables that are set, and the schedule delay and export timeout, itself)."""
-    env = os.environ if environ is None else environ
-    queue_size: int | None = None
-    batch_size: int | None = None
-    if not env.get(_BSP_QUEUE_VAR, "").strip():
-        queue_size = DEFAULT_BSP_MAX_QUEUE_SIZE
-    if not env.get(_BSP_BATCH_VAR, "").strip():
-        # A batch cannot be bigger than the queue, whoever chose the queue's size.
-        batch_size = min(
-            DEFAULT_BSP_MAX_EXPORT_BATCH_SIZE, queue_size or _env_int(env, _BSP_QUEUE_VAR)
-        )
+    that queues spans encoded), sized by the `OTEL_BSP_*` variables or the SDK's defaults."""
     from cqlstar.telemetry.otlp import (  # the gRPC stack again: only when exporting
         EncodingBatchSpanProcessor,
         GrpcSpanExporter,
@@ -201,18 +174,8 @@ def batch_processor(
     )
 
     if isinstance(exporter, GrpcSpanExporter | HttpSpanExporter):
-        # cqlstar's OTLP exporters: spans are queued encoded (see EncodingBatchSpanProcessor).
-        return EncodingBatchSpanProcessor(
-            exporter, max_queue_size=queue_size, max_export_batch_size=batch_size
-        )
-    return BatchSpanProcessor(exporter, max_queue_size=queue_size, max_export_batch_size=batch_size)
-
-
-def _env_int(env: Mapping[str, str], name: str) -> int:
-    try:
-        return int(env[name])
-    except ValueError:
-        return _SDK_BSP_MAX_QUEUE_SIZE  # what the SDK falls back to (with a warning) as well
+        return EncodingBatchSpanProcessor(exporter)
+    return BatchSpanProcessor(exporter)
 
 
 def build_telemetry() -> Telemetry:

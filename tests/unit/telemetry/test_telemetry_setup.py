@@ -17,12 +17,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from cqlstar import __version__
+from cqlstar.telemetry.otlp import EncodingBatchSpanProcessor
 from cqlstar.telemetry.setup import (
-    DEFAULT_BSP_MAX_EXPORT_BATCH_SIZE,
-    DEFAULT_BSP_MAX_QUEUE_SIZE,
     Telemetry,
     TelemetryConfigError,
-    batch_processor,
     build_telemetry,
     export_protocol,
 )
@@ -83,8 +81,12 @@ def test_an_endpoint_exports_over_grpc_by_default(
 ) -> None:
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317")
     telemetry = build(built)
-    assert isinstance(telemetry.export_processor, BatchSpanProcessor)
+    # The SDK's batch processor, queueing spans encoded, in front of the SDK's gRPC exporter with
+    # cqlstar's encoder; sized as the SDK sizes it.
+    assert isinstance(telemetry.export_processor, EncodingBatchSpanProcessor)
     assert isinstance(telemetry.export_processor.span_exporter, GrpcSpanExporter)
+    batch = telemetry.export_processor._batch_processor
+    assert (batch._max_queue_size, batch._max_export_batch_size) == (2048, 512)
 
 
 def test_http_protobuf_protocol_selects_the_http_exporter(
@@ -187,37 +189,6 @@ def test_ratio_sampler_argument_is_read(
     telemetry = build(built)
     assert telemetry.provider is not None
     assert "0.25" in telemetry.provider.sampler.get_description()
-
-
-def sizes(processor: BatchSpanProcessor) -> tuple[int, int]:
-    batch = processor._batch_processor
-    return batch._max_queue_size, batch._max_export_batch_size
-
-
-@pytest.mark.parametrize(
-    ("variables", "expected"),
-    [
-        ({}, (DEFAULT_BSP_MAX_QUEUE_SIZE, DEFAULT_BSP_MAX_EXPORT_BATCH_SIZE)),
-        ({"OTEL_BSP_MAX_QUEUE_SIZE": "1000"}, (1000, 1000)),
-        ({"OTEL_BSP_MAX_QUEUE_SIZE": "100000"}, (100000, DEFAULT_BSP_MAX_EXPORT_BATCH_SIZE)),
-        ({"OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "100"}, (DEFAULT_BSP_MAX_QUEUE_SIZE, 100)),
-        ({"OTEL_BSP_MAX_QUEUE_SIZE": "64", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "8"}, (64, 8)),
-        # The SDK warns about a malformed size and uses its own default; so does the batch default.
-        ({"OTEL_BSP_MAX_QUEUE_SIZE": "lots"}, (2048, 2048)),
-    ],
-)
-def test_batch_sizes_default_to_cqlstars_where_the_variables_are_unset(
-    monkeypatch: pytest.MonkeyPatch, variables: dict[str, str], expected: tuple[int, int]
-) -> None:
-    for name in ("OTEL_BSP_MAX_QUEUE_SIZE", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE"):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in variables.items():
-        monkeypatch.setenv(name, value)
-    processor = batch_processor(InMemorySpanExporter())
-    try:
-        assert sizes(processor) == expected
-    finally:
-        processor.shutdown()
 
 
 def test_unsampled_spans_keep_their_creation_attributes_for_the_metrics(
