@@ -9,7 +9,8 @@ the real collector: `encode_spans(...).SerializeToString()` 36 us per span, the 
 tracing together. Most of each span repeats from one span to the next (the route, the method, the
 statement text, `db.system.name`, the resource, the scope), so `SpanEncoder` writes the
 `ExportTraceServiceRequest` bytes itself and keeps the encoded bytes of repeated attribute pairs,
-resources and scopes.
+resources and scopes: 5.5-6 us per span for the same spans, and assembling and sending a batch of
+them ~1 us per span more.
 
 The output is byte for byte what `encode_spans(spans).SerializeToString()` gives for the same spans
 (tests compare the two, and decode the bytes with the official `opentelemetry.proto` messages): the
