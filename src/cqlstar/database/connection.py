@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -46,7 +45,6 @@ class CassandraConnection:
         # Stable identities for the diagnostics routes: one per process, not per reconnect.
         self.session_id = str(uuid.uuid4())
         self.cluster_id = str(uuid.uuid4())
-        self.connected_since: float | None = None
 
     @property
     def session(self) -> AsyncSession:
@@ -109,7 +107,6 @@ class CassandraConnection:
                 delay = min(delay * 2, _BACKOFF_MAX_S)
                 continue
             self._cluster, self._session = cluster, session
-            self.connected_since = time.time()
             self._connected.set()
             log.info(
                 "connected to cassandra",
