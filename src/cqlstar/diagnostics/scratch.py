@@ -98,6 +98,10 @@ class ScratchRun:
         )
         try:
             await asyncio.shield(cleanup)
+        except Exception as cleanup_error:
+            # Whatever the call was reporting matters more than its cleanup; the TTL removes the
+            # rows later.
+            _log_cleanup_failure(self.run_id, cleanup_error)
         except asyncio.CancelledError:
             # A request cut short by its budget must still leave no rows behind, and should
             # answer only once they are gone: finish the delete (bounded by its own timeout),
@@ -105,10 +109,7 @@ class ScratchRun:
             await asyncio.wait({cleanup})
             if not cleanup.cancelled() and (error := cleanup.exception()) is not None:
                 # The table's TTL removes the rows later; the cancellation is what to report.
-                log.warning(
-                    "diagnostics scratch cleanup failed",
-                    extra={"run_id": str(self.run_id), "error": type(error).__name__},
-                )
+                _log_cleanup_failure(self.run_id, error)
             raise
 
     def count_from_age(self, min_age: int) -> int:
@@ -132,3 +133,10 @@ class ScratchRun:
             config=StreamConfig(fetch_size=fetch_size),
             timeout=query_timeout(),
         )
+
+
+def _log_cleanup_failure(run_id: object, error: BaseException) -> None:
+    log.warning(
+        "diagnostics scratch cleanup failed",
+        extra={"run_id": str(run_id), "error": type(error).__name__},
+    )

@@ -142,3 +142,38 @@ def _ages() -> Iterator[int]:
 def test_scratch_run_knows_how_many_rows_each_age_filter_selects() -> None:
     run = ScratchRun(session=None, ages=tuple(_ages()))  # type: ignore[arg-type]
     assert [run.count_from_age(age) for age in (0, 25, 30, 31, 46)] == [5, 4, 3, 1, 0]
+
+
+class CleanupFailsSession:
+    """Writes succeed or fail as told; the cleanup DELETE always fails (Cassandra went away)."""
+
+    def __init__(self, write_error: Exception | None = None) -> None:
+        self.write_error = write_error
+        self.deletes = 0
+
+    async def prepare(self, cql: str) -> str:
+        return cql
+
+    async def execute_batch(self, *args: Any, **kwargs: Any) -> None:
+        if self.write_error is not None:
+            raise self.write_error
+
+    async def execute(self, *args: Any, **kwargs: Any) -> None:
+        self.deletes += 1
+        raise ConnectionError("cleanup could not reach Cassandra")
+
+
+async def test_a_failed_cleanup_does_not_hide_the_calls_own_error() -> None:
+    session = CleanupFailsSession()
+    with pytest.raises(LookupError, match="the diagnostic's own failure"):
+        async with ScratchRun(session, ages=(1, 2)):  # type: ignore[arg-type]
+            raise LookupError("the diagnostic's own failure")
+    assert session.deletes == 1
+
+
+async def test_a_failed_cleanup_after_a_failed_write_reports_the_write() -> None:
+    session = CleanupFailsSession(write_error=TimeoutError("the batch timed out"))
+    with pytest.raises(TimeoutError, match="the batch timed out"):
+        async with ScratchRun(session, ages=(1, 2)):  # type: ignore[arg-type]
+            pass
+    assert session.deletes == 1
