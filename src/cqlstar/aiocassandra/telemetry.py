@@ -147,7 +147,9 @@ class QueryTelemetry:
         attributes = {} if response_future is None else _response_attributes(response_future)
         attributes[ERROR_TYPE] = type(exc).__name__
         span.set_attributes(attributes)
-        span.set_status(Status(StatusCode.ERROR, str(exc) or type(exc).__name__))
+        # The class name only: Cassandra's message can quote literal values and schema names, and
+        # spans leave the process.
+        span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
         span.end()
 
     @staticmethod

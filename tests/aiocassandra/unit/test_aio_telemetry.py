@@ -84,3 +84,15 @@ def test_failure_without_coordinator() -> None:
     assert attributes["cassandra.query.idempotent"] is False
     assert attributes["server.address"] == "10.0.0.7"
     assert "cassandra.coordinator.id" not in attributes
+
+
+def test_failure_status_names_the_error_class_not_cassandras_message() -> None:
+    # Cassandra's messages quote literal values and schema names; spans leave the process.
+    provider, exporter = _provider()
+    telemetry = QueryTelemetry(provider)
+    span = telemetry.start(summarize("SELECT * FROM t WHERE k = ?"), None, "SELECT ...")
+    assert span is not None
+    telemetry.fail(span, None, ValueError("Invalid INTEGER constant (secret-literal-42)"))
+    (finished,) = exporter.get_finished_spans()
+    assert finished.status.description == "ValueError"
+    assert "secret-literal-42" not in repr(finished.to_json())
