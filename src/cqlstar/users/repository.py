@@ -46,11 +46,11 @@ _INSERT = (
 # and `format_timestamp` works from the number. (Casting the timestamps to text as well would cost
 # Cassandra more than it saves here: its date formatting is slow, and it is on the stream's
 # critical path.)
-_SELECT_BY_ID = (
-    "SELECT CAST(id AS text) AS id, name, email, age, "
-    "toUnixTimestamp(created_at) AS created_at, toUnixTimestamp(updated_at) AS updated_at "
-    "FROM users WHERE id = ?"
+_USER_COLUMNS = (
+    "CAST(id AS text) AS id, name, email, age, "
+    "toUnixTimestamp(created_at) AS created_at, toUnixTimestamp(updated_at) AS updated_at"
 )
+_SELECT_BY_ID = f"SELECT {_USER_COLUMNS} FROM users WHERE id = ?"
 # Columns bound to UNSET_VALUE are left untouched, so one statement serves every partial update and
 # concurrent updates of different fields do not overwrite each other. IF EXISTS makes it a
 # compare-and-set: a user deleted meanwhile is never brought back as a partial row.
@@ -58,27 +58,11 @@ _UPDATE_IF_EXISTS = (
     "UPDATE users SET name = ?, email = ?, age = ?, updated_at = ? WHERE id = ? IF EXISTS"
 )
 _DELETE = "DELETE FROM users WHERE id = ?"
-_SELECT_ALL = (
-    "SELECT CAST(id AS text) AS id, name, email, age, "
-    "toUnixTimestamp(created_at) AS created_at, toUnixTimestamp(updated_at) AS updated_at "
-    "FROM users"
-)
-_SELECT_ALL_LIMITED = (
-    "SELECT CAST(id AS text) AS id, name, email, age, "
-    "toUnixTimestamp(created_at) AS created_at, toUnixTimestamp(updated_at) AS updated_at "
-    "FROM users LIMIT ?"
-)
+_SELECT_ALL = f"SELECT {_USER_COLUMNS} FROM users"
+_SELECT_ALL_LIMITED = f"SELECT {_USER_COLUMNS} FROM users LIMIT ?"
 # `age >= ?` is answered by the storage-attached index on `age` (no ALLOW FILTERING scan).
-_SELECT_MIN_AGE = (
-    "SELECT CAST(id AS text) AS id, name, email, age, "
-    "toUnixTimestamp(created_at) AS created_at, toUnixTimestamp(updated_at) AS updated_at "
-    "FROM users WHERE age >= ?"
-)
-_SELECT_MIN_AGE_LIMITED = (
-    "SELECT CAST(id AS text) AS id, name, email, age, "
-    "toUnixTimestamp(created_at) AS created_at, toUnixTimestamp(updated_at) AS updated_at "
-    "FROM users WHERE age >= ? LIMIT ?"
-)
+_SELECT_MIN_AGE = f"SELECT {_USER_COLUMNS} FROM users WHERE age >= ?"
+_SELECT_MIN_AGE_LIMITED = f"SELECT {_USER_COLUMNS} FROM users WHERE age >= ? LIMIT ?"
 
 # A lightweight transaction commits at a quorum; reading the result back at a quorum as well is what
 # guarantees the response shows the update that was just applied on a multi-replica cluster.
