@@ -96,12 +96,10 @@ def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response
 
 
 def _is_body_decode_error(exc: HTTPException) -> bool:
-    # Litestar reports an undecodable body as a 400 ClientException (raised from its
-    # SerializationException, whose message may be just "Input data was truncated"); the contract
-    # says 422.
-    if isinstance(exc.__cause__, SerializationException):
-        return True
-    return "decod" in exc.detail.lower() or "json" in exc.detail.lower()
+    # Litestar reports an undecodable body as a 400 ClientException raised from its
+    # SerializationException; the contract says 422. The cause, not the message, says which: a
+    # message can be as bare as "Input data was truncated", and another 400 may mention JSON.
+    return isinstance(exc.__cause__, SerializationException)
 
 
 def _undecodable_body(request: Request[Any, Any, Any], exc: UnicodeDecodeError) -> Response[Any]:
