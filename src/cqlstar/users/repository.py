@@ -50,7 +50,8 @@ _USER_COLUMNS = (
     "CAST(id AS text) AS id, name, email, age, "
     "toUnixTimestamp(created_at) AS created_at, toUnixTimestamp(updated_at) AS updated_at"
 )
-_SELECT_BY_ID = f"SELECT {_USER_COLUMNS} FROM users WHERE id = ?"
+# Public: the benchmark's ceilings issue this very statement, so they decode what the service does.
+SELECT_USER_BY_ID = f"SELECT {_USER_COLUMNS} FROM users WHERE id = ?"
 # Columns bound to UNSET_VALUE are left untouched, so one statement serves every partial update and
 # concurrent updates of different fields do not overwrite each other. IF EXISTS makes it a
 # compare-and-set: a user deleted meanwhile is never brought back as a partial row.
@@ -131,7 +132,7 @@ class UserRepository:
         # (name, CQL, idempotent): a new uuid makes the insert safe to retry; reads and deletes are.
         specs = (
             ("insert", _INSERT, True),
-            ("select_by_id", _SELECT_BY_ID, True),
+            ("select_by_id", SELECT_USER_BY_ID, True),
             ("update_if_exists", _UPDATE_IF_EXISTS, False),
             ("delete", _DELETE, True),
             ("select_all", _SELECT_ALL, True),
