@@ -20,13 +20,12 @@ import resource
 import time
 import uuid
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import uvloop
 
 from bench.procs import CpuMeter
-from bench.raw_driver import read_ids
+from bench.raw_driver import ceiling_arguments, read_ids
 from bench.statements import READ_USER
 from bench.stats import latency_summary
 from cqlstar.aiocassandra import AsyncCluster, AsyncSession
@@ -115,17 +114,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--hosts", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=9042)
-    parser.add_argument("--keyspace", required=True)
-    parser.add_argument("--ids", type=Path, required=True)
-    parser.add_argument("--concurrency", type=int, required=True)
-    parser.add_argument("--seconds", type=float, required=True)
-    parser.add_argument("--warmup", type=float, default=1.0)
-    # Cassandra's CPU is read here, around the measured window only (not the connect or warm-up).
-    parser.add_argument("--cassandra-pid", type=int, default=None)
-    args = parser.parse_args(argv)
+    args = ceiling_arguments(__doc__).parse_args(argv)
     result = uvloop.run(run(args))
     print(json.dumps(result), flush=True)
 

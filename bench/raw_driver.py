@@ -123,8 +123,9 @@ def connect(hosts: list[str], port: int, keyspace: str) -> tuple[Cluster, Sessio
     return cluster, cluster.connect(keyspace)
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+def ceiling_arguments(description: str | None) -> argparse.ArgumentParser:
+    """The command line both read ceilings (this one and `bench.layer_reads`) take."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--hosts", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9042)
     parser.add_argument("--keyspace", required=True)
@@ -134,7 +135,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=float, default=1.0)
     # Cassandra's CPU is read here, around the measured window only (not the connect or warm-up).
     parser.add_argument("--cassandra-pid", type=int, default=None)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = ceiling_arguments(__doc__).parse_args(argv)
 
     cluster, session = connect(args.hosts.split(","), args.port, args.keyspace)
     try:
