@@ -12,6 +12,8 @@ import msgspec
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
 
+from cqlstar.web.schemas import ErrorDetail
+
 Seconds = Annotated[float, msgspec.Meta(ge=0, description="seconds")]
 Count = Annotated[int, msgspec.Meta(ge=0)]
 
@@ -23,10 +25,6 @@ class PerformanceReport(msgspec.Struct, frozen=True, kw_only=True):
     avg_time_per_request: Annotated[Seconds, msgspec.Meta(description="total_time / requests")]
     requests_per_second: Annotated[float, msgspec.Meta(ge=0, description="requests / total_time")]
     mode: Literal["async", "sync"]
-
-
-class Message(msgspec.Struct, frozen=True):
-    message: str
 
 
 class QueryErrorReport(msgspec.Struct, frozen=True, kw_only=True):
@@ -84,12 +82,6 @@ class ResourceStatus(msgspec.Struct, frozen=True, kw_only=True):
     keyspace: str
     session_id: Annotated[str, msgspec.Meta(description="stable for the life of the process")]
     cluster_id: Annotated[str, msgspec.Meta(description="stable for the life of the process")]
-
-
-class ErrorDetail(msgspec.Struct, frozen=True):
-    """What `cqlstar.web.errors` answers for every failure."""
-
-    detail: str
 
 
 def _error(description: str, detail: str) -> ResponseSpec:

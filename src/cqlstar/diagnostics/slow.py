@@ -22,8 +22,9 @@ from litestar import Controller, get
 from litestar.di import NamedDependency
 
 from cqlstar.aiocassandra import AsyncSession
-from cqlstar.diagnostics.schemas import Message, data_route_errors
+from cqlstar.diagnostics.schemas import data_route_errors
 from cqlstar.diagnostics.scratch import query_timeout
+from cqlstar.web.schemas import Message
 
 SLOW_QUERY_S = 5.0
 LONG_RUNNING_QUERY_S = 10.0

@@ -21,7 +21,8 @@ from litestar.status_codes import HTTP_202_ACCEPTED, HTTP_503_SERVICE_UNAVAILABL
 from cqlstar import __version__
 from cqlstar.database import CassandraConnection
 from cqlstar.settings import Settings
-from cqlstar.system.schemas import Health, Message, Welcome
+from cqlstar.system.schemas import Health, Welcome
+from cqlstar.web.schemas import Message
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,3 @@ class Health(msgspec.Struct, frozen=True):
     keyspace: str
     # RFC 3339, UTC, milliseconds: the precision every timestamp of the API has.
     timestamp: str
-
-
-class Message(msgspec.Struct, frozen=True):
-    message: str

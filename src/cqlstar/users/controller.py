@@ -35,16 +35,15 @@ from cqlstar.users.repository import UserRepository
 from cqlstar.users.schemas import (
     BatchCreated,
     BatchItems,
-    ErrorDetail,
     User,
     UserBatch,
     UserCreate,
     UserPage,
     UserStreamDocument,
     UserUpdate,
-    ValidationErrorDetail,
 )
 from cqlstar.users.streaming import NDJSON_MEDIA_TYPE, json_document, ndjson_lines
+from cqlstar.web.schemas import ErrorDetail, ValidationErrorDetail
 
 USER_NOT_FOUND = "User not found"
 

@@ -216,21 +216,3 @@ def format_timestamp(epoch_ms: int) -> str:
 def format_timestamps(column: Iterable[int]) -> Iterator[str]:
     """`format_timestamp` over a column of values, lazily, with no Python call per cached value."""
     return map(_timestamp_texts.__getitem__, column)
-
-
-class ErrorDetail(msgspec.Struct, frozen=True):
-    """The body of every error answer except validation failures."""
-
-    detail: str
-
-
-class ValidationIssue(msgspec.Struct, frozen=True):
-    loc: list[str | int]
-    msg: str
-    type: str
-
-
-class ValidationErrorDetail(msgspec.Struct, frozen=True):
-    """422: one item per invalid value; `loc` starts with where it came from (body, query)."""
-
-    detail: list[ValidationIssue]
