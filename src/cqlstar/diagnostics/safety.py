@@ -36,7 +36,6 @@ from cqlstar.settings import Settings
 # Never created by anything: the query that must fail with InvalidRequest.
 MISSING_TABLE = "diagnostics_table_that_does_not_exist"
 _SELECT_MISSING = "SELECT * FROM diagnostics_table_that_does_not_exist"
-_SELECT_VERSION = "SELECT release_version FROM system.local"
 
 # Small pages on purpose: every stream below spans several pages, so page fetches of different
 # streams interleave and a cancel can land between them.
@@ -73,14 +72,6 @@ async def _count_rows(stream: AsyncStreamingResultSet) -> int:
     return count
 
 
-async def _release_version(session: AsyncSession) -> str:
-    row = (await session.execute(_SELECT_VERSION, timeout=query_timeout())).one()
-    if row is None:
-        raise LookupError("system.local returned no row")
-    (version,) = row  # rows are plain tuples to the type checker
-    return str(version)
-
-
 class ContextManagerSafetyController(Controller):
     path = "/context_manager_safety"
     tags = ["diagnostics"]
@@ -93,7 +84,11 @@ class ContextManagerSafetyController(Controller):
         opt={"operation": "check query error safety"},
         responses=data_route_errors("check query error safety"),
     )
-    async def query_error(self, session: NamedDependency[AsyncSession]) -> QueryErrorReport:
+    async def query_error(
+        self,
+        session: NamedDependency[AsyncSession],
+        connection: NamedDependency[CassandraConnection],
+    ) -> QueryErrorReport:
         """Queries a table that does not exist, catches Cassandra's InvalidRequest (its message is
         `error_caught`), then runs a valid query on the same session (`cassandra_version`)."""
         try:
@@ -102,7 +97,8 @@ class ContextManagerSafetyController(Controller):
             error_caught = _server_message(exc)
         else:
             raise LookupError(f"{MISSING_TABLE} exists; the diagnostic needs it absent")
-        version = await _release_version(session)
+        # `connection.release_version` queries `connection.session`: the session injected above.
+        version = await connection.release_version(timeout=query_timeout())
         return QueryErrorReport(
             error_caught=error_caught,
             session_still_works=True,  # the query above answered on the same session
@@ -221,14 +217,18 @@ class ContextManagerSafetyController(Controller):
         opt={"operation": "check stream cancellation"},
         responses=data_route_errors("check stream cancellation"),
     )
-    async def cancellation(self, session: NamedDependency[AsyncSession]) -> CancellationReport:
+    async def cancellation(
+        self,
+        session: NamedDependency[AsyncSession],
+        connection: NamedDependency[CassandraConnection],
+    ) -> CancellationReport:
         """Streams 40 scratch rows in a task and cancels that task after it has processed 10.
         `was_cancelled`: the task ended cancelled and its stream reports closed. Then a query and a
         fresh stream over all 40 rows run on the same session."""
         async with ScratchRun(session, range(CANCELLATION_ROWS)) as run:
             stream = await run.stream(fetch_size=_FETCH_SIZE)
             processed, cancelled = await _consume_then_cancel(stream, CANCEL_AFTER_ROWS)
-            await _release_version(session)
+            await connection.release_version(timeout=query_timeout())
             rows_in_new_stream = await _count_rows(await run.stream(fetch_size=_FETCH_SIZE))
         return CancellationReport(
             was_cancelled=cancelled and stream.is_closed,

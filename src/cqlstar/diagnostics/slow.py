@@ -21,14 +21,13 @@ import asyncio
 from litestar import Controller, get
 from litestar.di import NamedDependency
 
-from cqlstar.aiocassandra import AsyncSession
+from cqlstar.database import CassandraConnection, CassandraUnavailable
 from cqlstar.diagnostics.schemas import data_route_errors
 from cqlstar.diagnostics.scratch import query_timeout
 from cqlstar.web.schemas import Message
 
 SLOW_QUERY_S = 5.0
 LONG_RUNNING_QUERY_S = 10.0
-_ROUND_TRIP = "SELECT release_version FROM system.local"
 
 
 class SlowQueryController(Controller):
@@ -42,11 +41,11 @@ class SlowQueryController(Controller):
         responses=data_route_errors("run slow query"),
         cache=False,
     )
-    async def slow_query(self, session: NamedDependency[AsyncSession]) -> Message:
+    async def slow_query(self, connection: NamedDependency[CassandraConnection]) -> Message:
         """Waits 5 s without blocking the event loop (`asyncio.sleep`: Cassandra cannot be made
         slow on purpose), then makes one real Cassandra round trip. Send `X-Request-Timeout: 1`
         to get a 504 after one second."""
-        await _simulated_slow_call(session, SLOW_QUERY_S)
+        await _simulated_slow_call(connection, SLOW_QUERY_S)
         return Message("Slow query completed")
 
     @get(
@@ -57,15 +56,16 @@ class SlowQueryController(Controller):
         responses=data_route_errors("run long query"),
         cache=False,
     )
-    async def long_running_query(self, session: NamedDependency[AsyncSession]) -> Message:
+    async def long_running_query(self, connection: NamedDependency[CassandraConnection]) -> Message:
         """Waits 10 s without blocking the event loop (`asyncio.sleep`), then makes one real
         Cassandra round trip. Other requests are served as usual meanwhile."""
-        await _simulated_slow_call(session, LONG_RUNNING_QUERY_S)
+        await _simulated_slow_call(connection, LONG_RUNNING_QUERY_S)
         return Message("Long query completed")
 
 
-async def _simulated_slow_call(session: AsyncSession, seconds: float) -> None:
-    # The session is a dependency so that a service without one answers 503 at once, not after
-    # the whole wait.
+async def _simulated_slow_call(connection: CassandraConnection, seconds: float) -> None:
+    # A service still connecting answers 503 at once, not after the whole wait.
+    if not connection.is_connected:
+        raise CassandraUnavailable
     await asyncio.sleep(seconds)
-    await session.execute(_ROUND_TRIP, timeout=query_timeout())
+    await connection.release_version(timeout=query_timeout())

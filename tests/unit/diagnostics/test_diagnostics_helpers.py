@@ -1,5 +1,6 @@
 """The diagnostics' own logic, without Cassandra: timing and failure counting of the performance
-routes, the cancel-half-way machinery, and the scratch run's expected counts."""
+routes, the cancel-half-way machinery, the scratch run's expected counts, and the slow routes'
+refusal to wait when there is no session."""
 
 from __future__ import annotations
 
@@ -11,9 +12,12 @@ from typing import Any
 import pytest
 from cassandra import OperationTimedOut
 
+from cqlstar.database import CassandraConnection, CassandraUnavailable
 from cqlstar.diagnostics.performance import _timed_reads
 from cqlstar.diagnostics.safety import _consume_then_cancel
 from cqlstar.diagnostics.scratch import PERFORMANCE_READ, ScratchRun
+from cqlstar.diagnostics.slow import SLOW_QUERY_S, _simulated_slow_call
+from cqlstar.settings import Settings
 
 
 class ReadsSession:
@@ -177,3 +181,11 @@ async def test_a_failed_cleanup_after_a_failed_write_reports_the_write() -> None
         async with ScratchRun(session, ages=(1, 2)):  # type: ignore[arg-type]
             pass
     assert session.deletes == 1
+
+
+def test_a_slow_route_without_a_session_fails_before_its_wait() -> None:
+    # Never started, so never connected. Driving the coroutine one step shows where it stops:
+    # a coroutine that reached its sleep would suspend there instead of raising.
+    call = _simulated_slow_call(CassandraConnection(Settings()), SLOW_QUERY_S)
+    with pytest.raises(CassandraUnavailable):
+        call.send(None)
