@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -11,10 +11,15 @@ import pytest_asyncio
 from cassandra import OperationTimedOut
 
 from cqlstar.aiocassandra import AsyncSession, StreamConfig
+from cqlstar.aiocassandra import result as result_module
 
 pytestmark = pytest.mark.integration
 
 SCAN = "SELECT p, c, payload FROM big"  # a full scan: takes the node several milliseconds
+PROBE = "SELECT release_version FROM system.local"
+# Generous: these bound waits for things that normally take milliseconds, so a failure is reported
+# instead of hanging the run.
+WAIT_S = 10.0
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -46,16 +51,51 @@ def sent(aio_session: AsyncSession, monkeypatch: pytest.MonkeyPatch) -> list[Any
 
 async def _wait_finished(response_future: Any) -> None:
     # The driver signals completion of the request with a threading.Event.
-    assert await asyncio.to_thread(response_future._event.wait, 10)
+    assert await asyncio.to_thread(response_future._event.wait, WAIT_S)
+
+
+async def _until(condition: Callable[[], object], interval: float = 0.0) -> None:
+    """Yield to the loop until `condition()` is true; fail after WAIT_S seconds.
+
+    A bounded poll, because what is awaited offers no event: state that a driver thread changes,
+    or a step inside the layer under test that the test can only observe.
+    """
+    async with asyncio.timeout(WAIT_S):
+        while not condition():  # noqa: ASYNC110 (no event to wait on; see the docstring)
+            await asyncio.sleep(interval)
+
+
+def _awaits_late_answer(response_future: Any) -> bool:
+    """Whether the node has yet to answer a request the driver gave up on (client timeout)."""
+    return response_future._req_id in response_future._connection.orphaned_request_ids
+
+
+async def _settled(session: AsyncSession, *response_futures: Any) -> None:
+    """Return once nothing more from `response_futures` can reach the event loop.
+
+    The driver finishes a request on its one I/O thread (libev): it sets `_event`, then runs the
+    callbacks still registered, which hand the answer to the session's bridge; the bridge queues it
+    and the loop drains that queue in order. A request abandoned on its client-side timeout is
+    finished at once, but the node still answers later; that answer releases the request's stream
+    id (`orphaned_request_ids`), on the same thread. So once every request has finished (and any
+    late answer has come in) and a probe sent after that has been answered on the same session,
+    whatever those requests' callbacks handed over has been drained before the probe's answer: an
+    error it raised is already in the loop's exception handler.
+    """
+    for response_future in response_futures:
+        await _wait_finished(response_future)
+        await _until(lambda rf=response_future: not _awaits_late_answer(rf), interval=0.005)
+    assert (await asyncio.wait_for(session.execute(PROBE), WAIT_S)).one() is not None
 
 
 async def test_client_timeout_raises_operation_timed_out(
-    aio_session: AsyncSession, big_table: str, loop_errors: list[dict[str, Any]]
+    aio_session: AsyncSession, big_table: str, sent: list[Any], loop_errors: list[dict[str, Any]]
 ) -> None:
     with pytest.raises(OperationTimedOut):
         await aio_session.execute(SCAN, fetch_size=5000, timeout=0.001)
+    (response_future,) = sent
     assert (await aio_session.execute("SELECT count(*) FROM big WHERE p = 0")).one() == (1000,)
-    await asyncio.sleep(0.05)
+    await _settled(aio_session, response_future)  # the node's late answer to the scan included
     assert loop_errors == []
 
 
@@ -66,8 +106,7 @@ async def test_cancelling_the_awaiting_task_abandons_the_request(
     loop_errors: list[dict[str, Any]],
 ) -> None:
     task = asyncio.create_task(aio_session.execute(SCAN, fetch_size=5000))
-    await asyncio.sleep(0)  # the task runs up to its wait for the answer
-    assert len(sent) == 1
+    await _until(lambda: len(sent) == 1)  # the task has sent the scan and awaits the answer
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -75,8 +114,7 @@ async def test_cancelling_the_awaiting_task_abandons_the_request(
     # The callbacks were dropped: when the answer arrives, nothing calls back into the loop.
     assert response_future._callbacks == []
     assert response_future._errbacks == []
-    await _wait_finished(response_future)
-    await asyncio.sleep(0.05)
+    await _settled(aio_session, response_future)
     assert loop_errors == []
     assert (await aio_session.execute("SELECT count(*) FROM big WHERE p = 0")).one() == (1000,)
 
@@ -88,23 +126,34 @@ async def test_wait_for_timeout_abandons_the_request(
         await asyncio.wait_for(aio_session.execute(SCAN, fetch_size=5000), 0.0005)
     (response_future,) = sent
     assert response_future._callbacks == []
-    await _wait_finished(response_future)
-    await asyncio.sleep(0.05)
+    await _settled(aio_session, response_future)
     assert loop_errors == []
 
 
 async def test_cancelling_a_page_fetch(
-    aio_session: AsyncSession, big_table: str, loop_errors: list[dict[str, Any]]
+    aio_session: AsyncSession,
+    big_table: str,
+    loop_errors: list[dict[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    page_requests: list[Any] = []
+    real_fetch = result_module.fetch_next_page
+
+    def recording_fetch(response_future: Any, *args: Any) -> Any:
+        page_requests.append(response_future)
+        return real_fetch(response_future, *args)
+
+    monkeypatch.setattr(result_module, "fetch_next_page", recording_fetch)
     rs = await aio_session.execute(SCAN, fetch_size=2000)
     task = asyncio.create_task(rs.all())
-    await asyncio.sleep(0)  # the second page is requested
+    # The second page is requested and the task awaits it: the cancel lands mid-fetch.
+    await _until(lambda: page_requests)
+    assert page_requests == [rs.response_future]
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
     assert rs.response_future._callbacks == []
-    await _wait_finished(rs.response_future)
-    await asyncio.sleep(0.05)
+    await _settled(aio_session, rs.response_future)
     assert loop_errors == []
 
 
@@ -146,7 +195,7 @@ async def test_many_concurrent_requests_with_some_cancelled(
         else:
             assert not isinstance(result, BaseException)
             assert result.one().c == c % 250
-    await asyncio.sleep(0.05)
+    await _settled(aio_session)  # every request that was sent has been answered (gather)
     assert loop_errors == []
 
 

@@ -51,7 +51,11 @@ async def test_late_answers_for_done_futures_are_dropped() -> None:
     try:
         await asyncio.to_thread(bridge.deliver_result, "late", cancelled)
         await asyncio.to_thread(bridge.deliver_error, RuntimeError("late"), answered)
-        await asyncio.sleep(0.01)
+        # The bridge drains in order: once a later answer has arrived, the late ones were handled
+        # (and anything they raised went to the exception handler).
+        probe = loop.create_future()
+        await asyncio.to_thread(bridge.deliver_result, "probe", probe)
+        assert await asyncio.wait_for(probe, 1) == "probe"
     finally:
         loop.set_exception_handler(previous)
     assert answered.result() == "first"
