@@ -42,7 +42,12 @@ from cqlstar.users.schemas import (
     UserStreamDocument,
     UserUpdate,
 )
-from cqlstar.users.streaming import NDJSON_MEDIA_TYPE, json_document, ndjson_lines
+from cqlstar.users.streaming import (
+    NDJSON_MEDIA_TYPE,
+    ResultSetStream,
+    json_document,
+    ndjson_lines,
+)
 from cqlstar.web.schemas import ErrorDetail, ValidationErrorDetail
 
 USER_NOT_FOUND = "User not found"
@@ -250,13 +255,25 @@ class UserController(Controller):
         """Reads Cassandra page by page (`fetch_size` rows each) and sends each page as it arrives,
         so the server's memory stays bounded however many users are streamed. A client that
         disconnects stops the read."""
+        # JSON first: a client that accepts anything (`*/*`, or no Accept header) gets the document.
+        ndjson = (
+            request.accept.best_match(["application/json", NDJSON_MEDIA_TYPE]) == NDJSON_MEDIA_TYPE
+        )
+        # Opened before the status line, so that failing to open it is still answered with an error
+        # status, then handed straight to the response, which cancels it when the response is over
+        # even if the body is never read (see `cqlstar.users.streaming`).
         stream = await repository.open_stream(
             limit=limit, fetch_size=fetch_size, min_age=age_filter
         )
-        # JSON first: a client that accepts anything (`*/*`, or no Accept header) gets the document.
-        if request.accept.best_match(["application/json", NDJSON_MEDIA_TYPE]) == NDJSON_MEDIA_TYPE:
-            return Stream(ndjson_lines(stream), media_type=NDJSON_MEDIA_TYPE)
-        return Stream(json_document(stream, fetch_size=fetch_size), media_type="application/json")
+        if ndjson:
+            return ResultSetStream(
+                ndjson_lines(stream), result_set=stream, media_type=NDJSON_MEDIA_TYPE
+            )
+        return ResultSetStream(
+            json_document(stream, fetch_size=fetch_size),
+            result_set=stream,
+            media_type="application/json",
+        )
 
     @get(
         "/stream/pages",

@@ -4,20 +4,41 @@ Each Cassandra page becomes one chunk (encoding and sending row by row would cos
 the server holds at most the page being encoded plus what the driver prefetches, whatever the total.
 The encoder and its output buffer are reused from page to page.
 
-The generators own the Cassandra stream: it is entered with `async with`, so when the body ends, fails,
-or is abandoned because the client went away (Litestar cancels the task, or the generator is closed),
-the read is cancelled and no further pages are requested.
+Who closes the Cassandra stream: the route opens it before the status line, so that an unavailable
+node or a timeout is still answered with a 5xx status, and hands it to a `ResultSetStream` response,
+which cancels it when the response is over, however that ends: body complete, client gone, request
+cancelled, sending failed. The generators also close it (`async with`) as soon as their last page is
+read or reading fails, which frees it a little earlier.
+
+The response has to own it because the generators cannot: a generator's `async with` only runs once
+the generator has started and is resumed. A body never started (the status line could not be sent,
+the request was cancelled first) or left suspended at a `yield` (Litestar cancels the sending task
+when the client disconnects; it does not close the iterator) would keep the stream open, prefetching,
+until garbage collection. A Litestar background task is no substitute: it runs only after a response
+was sent in full.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
+from typing import TYPE_CHECKING, Any
 
 import msgspec
+from litestar.background_tasks import BackgroundTask, BackgroundTasks
+from litestar.datastructures import Cookie
+from litestar.enums import MediaType
+from litestar.response import Stream
+from litestar.response.base import ASGIResponse
+from litestar.response.streaming import ASGIStreamingResponse
+from litestar.types import Receive, Scope, Send, TypeEncodersMap
+from litestar.utils.helpers import get_enum_string_value
 
 from cqlstar.aiocassandra import AsyncStreamingResultSet
 from cqlstar.users.repository import users_from_rows
 from cqlstar.users.schemas import StreamMetadata
+
+if TYPE_CHECKING:
+    from litestar import Litestar, Request
 
 NDJSON_MEDIA_TYPE = "application/x-ndjson"
 
@@ -61,3 +82,66 @@ async def ndjson_lines(stream: AsyncStreamingResultSet) -> AsyncIterator[bytes]:
     async with stream:
         async for rows in stream.pages():
             yield _encoder.encode_lines(users_from_rows(rows))
+
+
+class ResultSetStream(Stream):
+    """A streamed response whose body reads `result_set`; it owns the result set and cancels it
+    when the response is over, whether or not the body was ever read (see the module docs)."""
+
+    __slots__ = ("chunks", "result_set")
+
+    def __init__(
+        self, chunks: AsyncIterator[bytes], *, result_set: AsyncStreamingResultSet, media_type: str
+    ) -> None:
+        super().__init__(chunks, media_type=media_type)
+        self.chunks = chunks  # `Stream.iterator` is typed loosely (it may also be a callable)
+        self.result_set = result_set
+
+    def to_asgi_response(
+        self,
+        app: Litestar | None,
+        request: Request[Any, Any, Any],
+        *,
+        background: BackgroundTask | BackgroundTasks | None = None,
+        cookies: Iterable[Cookie] | None = None,
+        encoded_headers: Iterable[tuple[bytes, bytes]] | None = None,
+        headers: dict[str, str] | None = None,
+        is_head_response: bool = False,
+        media_type: MediaType | str | None = None,
+        status_code: int | None = None,
+        type_encoders: TypeEncodersMap | None = None,
+    ) -> ASGIResponse:
+        # What `Stream.to_asgi_response` builds (Litestar 2.25), as the subclass that cancels the
+        # result set (`app` is deprecated and unused). Between the handler's return and this call,
+        # only Litestar's `after_request` hooks run, and this app has none.
+        try:
+            return _ResultSetStreamingResponse(
+                result_set=self.result_set,
+                iterator=self.chunks,
+                background=self.background or background,
+                content_length=0,
+                cookies=[*self.cookies, *(cookies or ())],
+                encoded_headers=encoded_headers,
+                encoding=self.encoding,
+                headers={**headers, **self.headers} if headers is not None else self.headers,
+                is_head_response=is_head_response,
+                media_type=get_enum_string_value(media_type or self.media_type or MediaType.JSON),
+                status_code=self.status_code or status_code,
+            )
+        except BaseException:
+            self.result_set.cancel()
+            raise
+
+
+class _ResultSetStreamingResponse(ASGIStreamingResponse):
+    __slots__ = ("result_set",)
+
+    def __init__(self, *, result_set: AsyncStreamingResultSet, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.result_set = result_set
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.result_set.cancel()  # idempotent: a body that ran to its end has closed it already

@@ -1,0 +1,224 @@
+"""`GET /users/stream` owns the Cassandra stream it opens: it is cancelled when the response is over,
+also when the body was never read (client gone before it, or sending the status line failed).
+
+The real route runs over a stand-in repository, driven as a server would drive it, so each test
+chooses exactly when the client goes away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.exceptions import LitestarException
+
+from cqlstar.settings import Settings
+from cqlstar.users import UserController
+from cqlstar.users.repository import UserRepository
+from cqlstar.web.dependencies import provide_settings
+
+NDJSON = "application/x-ndjson"
+ROW = ("00000000-0000-0000-0000-000000000001", "Ada", "ada@example.com", 36, 0, 0)
+
+
+class FakeStream:
+    """Pages of one row each, the way `AsyncStreamingResultSet` hands them over."""
+
+    def __init__(self, pages: int) -> None:
+        self._pages = pages
+        self.page_number = 0
+        self.pages_requested = 0
+        self.cancel_calls = 0
+
+    @property
+    def cancelled(self) -> bool:
+        return self.cancel_calls > 0
+
+    async def __aenter__(self) -> FakeStream:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.cancel()
+
+    def cancel(self) -> None:
+        self.cancel_calls += 1
+
+    async def pages(self) -> AsyncIterator[list[tuple[Any, ...]]]:
+        for _ in range(self._pages):
+            if self.cancelled:
+                return
+            self.pages_requested += 1
+            self.page_number += 1
+            yield [ROW]
+
+
+class FakeRepository(UserRepository):
+    """Only `open_stream`, over FakeStreams. A subclass, since the handler's signature checks the type."""
+
+    def __init__(self) -> None:
+        self.opened: list[FakeStream] = []
+
+    async def open_stream(  # type: ignore[override]
+        self, *, limit: int, fetch_size: int, min_age: int | None
+    ) -> FakeStream:
+        stream = FakeStream(pages=3)
+        self.opened.append(stream)
+        return stream
+
+
+class RepositoryHolder:
+    def __init__(self, repository: FakeRepository) -> None:
+        self.current = repository
+
+
+class Client:
+    """The server side of one HTTP exchange: what was sent, and when the client goes away.
+
+    `leaves`: None (stays until the response is complete), "at-status-line" (sending the status
+    line fails), "during-status-line" (sending the status line never finishes; the test cancels
+    the request) or "during-body" (the first body chunk is never delivered; the server reports the
+    disconnect meanwhile).
+    """
+
+    def __init__(self, *, leaves: str | None = None) -> None:
+        self.messages: list[dict[str, Any]] = []
+        self.leaves = leaves
+        self.stuck_sending = asyncio.Event()
+        self._disconnected = asyncio.Event()
+
+    async def receive(self) -> dict[str, Any]:
+        await self._disconnected.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(self, message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            if self.leaves == "at-status-line":
+                raise OSError("connection reset by peer")
+            if self.leaves == "during-status-line":
+                await self._stuck()
+        elif self.leaves == "during-body":
+            self._disconnected.set()
+            await self._stuck()
+        self.messages.append(message)
+        if message["type"] == "http.response.body" and not message.get("more_body", False):
+            self._disconnected.set()  # after a complete response, as a server reports it
+
+    async def _stuck(self) -> None:
+        self.stuck_sending.set()
+        await asyncio.Event().wait()  # the peer never reads
+
+    @property
+    def status(self) -> int:
+        statuses = [m["status"] for m in self.messages if m["type"] == "http.response.start"]
+        assert len(statuses) == 1, self.messages
+        return int(statuses[0])
+
+    @property
+    def body(self) -> bytes:
+        return b"".join(
+            m.get("body", b"") for m in self.messages if m["type"] == "http.response.body"
+        )
+
+
+@pytest.fixture
+def repository() -> FakeRepository:
+    return FakeRepository()
+
+
+@pytest.fixture
+def app(repository: FakeRepository) -> Litestar:
+    return Litestar(
+        route_handlers=[UserController],
+        state=State({"settings": Settings(), "user_repository": RepositoryHolder(repository)}),
+        dependencies={"settings": Provide(provide_settings, sync_to_thread=False)},
+    )
+
+
+async def get_stream(app: Litestar, client: Client, *, accept: str) -> None:
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/users/stream",
+        "raw_path": b"/users/stream",
+        "root_path": "",
+        "query_string": b"fetch_size=10",
+        "headers": [(b"host", b"test"), (b"accept", accept.encode())],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+    }
+    await app(scope, client.receive, client.send)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("accept", ["application/json", NDJSON])
+async def test_a_failed_status_line_cancels_the_unread_stream(
+    app: Litestar, repository: FakeRepository, accept: str
+) -> None:
+    client = Client(leaves="at-status-line")
+
+    # Litestar reports the failed send as an exception caught after the response started.
+    with pytest.raises(LitestarException):
+        await get_stream(app, client, accept=accept)
+
+    [stream] = repository.opened
+    assert stream.pages_requested == 0  # the body never started...
+    assert stream.cancelled  # ...and the stream was closed all the same
+
+
+@pytest.mark.parametrize("accept", ["application/json", NDJSON])
+async def test_a_request_cancelled_before_the_body_cancels_the_unread_stream(
+    app: Litestar, repository: FakeRepository, accept: str
+) -> None:
+    client = Client(leaves="during-status-line")
+    request = asyncio.create_task(get_stream(app, client, accept=accept))
+    await client.stuck_sending.wait()
+
+    request.cancel()  # what a server does with a request whose client has gone
+    with pytest.raises(asyncio.CancelledError):
+        await request
+
+    [stream] = repository.opened
+    assert stream.pages_requested == 0
+    assert stream.cancelled
+
+
+@pytest.mark.parametrize("accept", ["application/json", NDJSON])
+async def test_a_client_gone_while_a_chunk_is_sent_cancels_the_stream_at_once(
+    app: Litestar, repository: FakeRepository, accept: str
+) -> None:
+    client = Client(leaves="during-body")
+
+    await get_stream(app, client, accept=accept)
+
+    [stream] = repository.opened
+    # The body was abandoned at a `yield`, where only its eventual finalisation would close it.
+    assert stream.pages_requested < 3
+    assert stream.cancelled
+
+
+@pytest.mark.parametrize(
+    ("accept", "expected_body"),
+    [
+        ("application/json", b'"metadata":{"total_returned":3,"pages_fetched":3'),
+        (NDJSON, b'"name":"Ada"'),
+    ],
+)
+async def test_a_complete_response_reads_every_page_then_cancels_the_stream(
+    app: Litestar, repository: FakeRepository, accept: str, expected_body: bytes
+) -> None:
+    client = Client()
+
+    await get_stream(app, client, accept=accept)
+
+    assert client.status == 200
+    assert expected_body in client.body
+    [stream] = repository.opened
+    assert stream.pages_requested == 3
+    assert stream.cancelled
