@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 
@@ -38,4 +40,13 @@ def provide_user_repository(state: State) -> UserRepository:
 
 
 def provide_page_token_signer(settings: NamedDependency[Settings]) -> PageTokenSigner:
-    return PageTokenSigner(settings.page_token_secret)
+    return _page_token_signer(settings.page_token_secret)
+
+
+# A signer depends on nothing but its secret and keeps no per-request state, so one per secret
+# serves every request: keyed by the secret rather than held by the provider, so that apps built
+# with other settings in the same process (tests do this) each get theirs. A process runs one
+# secret; the bound only caps what a test run could accumulate.
+@functools.lru_cache(maxsize=8)
+def _page_token_signer(secret: bytes) -> PageTokenSigner:
+    return PageTokenSigner(secret)
