@@ -39,7 +39,7 @@ from opentelemetry.trace import Span
 
 from ._bridge import LoopBridge
 from .cql import CqlSummary, summarize
-from .result import AsyncResultSet
+from .result import AsyncResultSet, release_timer
 from .streaming import AsyncStreamingResultSet, StreamConfig
 
 if TYPE_CHECKING:
@@ -211,6 +211,7 @@ class AsyncSession:
             if span is not None:
                 self._telemetry.fail(span, response_future, exc)
             raise
+        release_timer(response_future)
         if span is not None:
             self._telemetry.succeed(span, response_future, _rows_in(rows))
         return AsyncResultSet(self, response_future, rows, summary, timeout)
@@ -323,6 +324,7 @@ class AsyncSession:
             if span is not None:
                 self._telemetry.fail(span, response_future, exc)
             raise
+        release_timer(response_future)
         if span is not None and not keep_span:
             self._telemetry.succeed(span, response_future, _rows_in(rows))
         return response_future, rows, span
