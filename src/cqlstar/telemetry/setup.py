@@ -36,12 +36,16 @@ from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_OFF,
+    ALWAYS_ON,
     Decision,
+    ParentBased,
     Sampler,
     SamplingResult,
+    TraceIdRatioBased,
     _get_from_env_or_default,
 )
-from opentelemetry.trace import Link, SpanKind
+from opentelemetry.trace import Link, SpanContext, SpanKind
 from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes
 
@@ -101,6 +105,8 @@ class RecordUnsampled(Sampler):
 
     def __init__(self, sampler: Sampler) -> None:
         self.sampler = sampler
+        # The configured sampler, when it is one whose decision `FastTracer` can take itself.
+        self.parent_and_id_sampling = ParentBasedSampling.of(sampler)
 
     def should_sample(  # noqa: PLR0917 (the Sampler interface's signature)
         self,
@@ -123,6 +129,46 @@ class RecordUnsampled(Sampler):
 
     def get_description(self) -> str:
         return f"RecordUnsampled{{{self.sampler.get_description()}}}"
+
+
+class ParentBasedSampling:
+    """The decision of a `ParentBased` sampler with the SDK's default per-parent samplers (follow
+    the parent's sampled flag) and an always-on or trace-id-ratio root: the default sampler and
+    `parentbased_traceidratio`. It depends only on the parent and the trace id, so `FastTracer` takes
+    it without the three sampler calls and the context look-ups each of them repeats (see
+    `cqlstar.telemetry.spans.ParentAndIdSampling`); tests compare it with the sampler's own."""
+
+    __slots__ = ("_root_bound",)
+
+    def __init__(self, root_bound: int | None) -> None:
+        # None: every root span is sampled; else a root is sampled when its trace id's low 64 bits
+        # are under the bound (TraceIdRatioBased's rule).
+        self._root_bound = root_bound
+
+    @classmethod
+    def of(cls, sampler: Sampler) -> ParentBasedSampling | None:
+        if not isinstance(sampler, ParentBased):
+            return None
+        follows_parent = (
+            sampler._remote_parent_sampled is ALWAYS_ON
+            and sampler._local_parent_sampled is ALWAYS_ON
+            and sampler._remote_parent_not_sampled is ALWAYS_OFF
+            and sampler._local_parent_not_sampled is ALWAYS_OFF
+        )
+        root = sampler._root
+        if not follows_parent:
+            return None
+        if root is ALWAYS_ON:
+            return cls(None)
+        if type(root) is TraceIdRatioBased:
+            return cls(root.bound)
+        return None
+
+    def sampled(self, parent: SpanContext | None, trace_id: int) -> bool:
+        if parent is not None:
+            return parent.trace_flags.sampled
+        bound = self._root_bound
+        return bound is None or trace_id & TraceIdRatioBased.TRACE_ID_LIMIT < bound
 
 
 def sdk_disabled(environ: Mapping[str, str] | None = None) -> bool:

@@ -19,8 +19,10 @@ from opentelemetry.sdk.trace.sampling import (
     ALWAYS_ON,
     Decision,
     ParentBased,
+    ParentBasedTraceIdRatio,
     Sampler,
     SamplingResult,
+    TraceIdRatioBased,
 )
 from opentelemetry.trace import (
     Link,
@@ -31,6 +33,7 @@ from opentelemetry.trace import (
     StatusCode,
     TraceFlags,
     Tracer,
+    TraceState,
     set_span_in_context,
 )
 
@@ -48,7 +51,9 @@ class CountingIds(IdGenerator):
         return next(self._next)
 
     def generate_trace_id(self) -> int:
-        return next(self._next) << 64
+        # Low 64 bits spread over their range, so a trace-id ratio sampler samples some roots only.
+        n = next(self._next)
+        return (n << 64) | (n * 0x9E3779B97F4A7C15) & 0xFFFF_FFFF_FFFF_FFFF
 
 
 class AttributeSeer(Sampler):
@@ -201,6 +206,48 @@ def test_limits_apply_as_in_the_sdk(limits: SpanLimits) -> None:
     server = assert_same(request_shaped, limits=limits)[-1]
     assert server[5] > 0 or any(  # something was dropped, or a string was cut
         isinstance(value, str) and len(value) <= 4 for _, value in server[4]
+    )
+
+
+def under_remote_parents(tracer: Tracer) -> None:
+    """Root spans, and children of sampled and unsampled remote parents with a trace state."""
+    state = TraceState([("vendor", "value")])
+    for trace_flags in (TraceFlags(TraceFlags.SAMPLED), TraceFlags(TraceFlags.DEFAULT)):
+        remote = SpanContext(
+            0x1234 << 64, 0x99, is_remote=True, trace_flags=trace_flags, trace_state=state
+        )
+        parent = tracer.start_span("child", set_span_in_context(NonRecordingSpan(remote)))
+        tracer.start_span("grandchild", set_span_in_context(parent), attributes={"a": 1}).end()
+        parent.end()
+    for _ in range(8):  # roots: with a ratio sampler, some sampled and some not
+        tracer.start_span("root", attributes={"r": True}).end()
+
+
+@pytest.mark.parametrize(
+    "sampler",
+    [
+        RecordUnsampled(ParentBased(ALWAYS_ON)),
+        RecordUnsampled(ParentBasedTraceIdRatio(0.5)),
+        RecordUnsampled(ParentBased(TraceIdRatioBased(0.5), local_parent_sampled=ALWAYS_OFF)),
+    ],
+    ids=["default", "parentbased_traceidratio", "not_following_the_parent"],
+)
+def test_the_sampling_shortcut_decides_as_the_sampler(sampler: RecordUnsampled) -> None:
+    spans = assert_same(under_remote_parents, sampler=sampler)
+    assert {span[2].trace_flags.sampled for span in spans} == {True, False}
+    assert {span[2].trace_state.get("vendor") for span in spans} == {"value", None}
+
+
+def test_the_sampling_shortcut_is_taken_only_for_samplers_it_knows() -> None:
+    assert RecordUnsampled(ParentBased(ALWAYS_ON)).parent_and_id_sampling is not None
+    assert RecordUnsampled(ParentBasedTraceIdRatio(0.1)).parent_and_id_sampling is not None
+    assert RecordUnsampled(ALWAYS_ON).parent_and_id_sampling is None
+    assert RecordUnsampled(ParentBased(AttributeSeer())).parent_and_id_sampling is None
+    assert (
+        RecordUnsampled(
+            ParentBased(ALWAYS_ON, remote_parent_not_sampled=ALWAYS_ON)
+        ).parent_and_id_sampling
+        is None
     )
 
 
