@@ -29,9 +29,7 @@ from litestar.datastructures import Cookie
 from litestar.enums import MediaType
 from litestar.response import Stream
 from litestar.response.base import ASGIResponse
-from litestar.response.streaming import ASGIStreamingResponse
 from litestar.types import Receive, Scope, Send, TypeEncodersMap
-from litestar.utils.helpers import get_enum_string_value
 
 from cqlstar.aiocassandra import AsyncStreamingResultSet
 from cqlstar.users.repository import users_from_rows
@@ -88,13 +86,12 @@ class ResultSetStream(Stream):
     """A streamed response whose body reads `result_set`; it owns the result set and cancels it
     when the response is over, whether or not the body was ever read (see the module docs)."""
 
-    __slots__ = ("chunks", "result_set")
+    __slots__ = ("result_set",)
 
     def __init__(
         self, chunks: AsyncIterator[bytes], *, result_set: AsyncStreamingResultSet, media_type: str
     ) -> None:
         super().__init__(chunks, media_type=media_type)
-        self.chunks = chunks  # `Stream.iterator` is typed loosely (it may also be a callable)
         self.result_set = result_set
 
     def to_asgi_response(
@@ -111,37 +108,42 @@ class ResultSetStream(Stream):
         status_code: int | None = None,
         type_encoders: TypeEncodersMap | None = None,
     ) -> ASGIResponse:
-        # What `Stream.to_asgi_response` builds (Litestar 2.25), as the subclass that cancels the
-        # result set (`app` is deprecated and unused). Between the handler's return and this call,
-        # only Litestar's `after_request` hooks run, and this app has none.
+        # Between the handler's return and this call only Litestar's `after_request` hooks run,
+        # and this app has none; from here on the response below owns the result set.
         try:
-            return _ResultSetStreamingResponse(
-                result_set=self.result_set,
-                iterator=self.chunks,
-                background=self.background or background,
-                content_length=0,
-                cookies=[*self.cookies, *(cookies or ())],
+            streaming = super().to_asgi_response(
+                app,
+                request,
+                background=background,
+                cookies=cookies,
                 encoded_headers=encoded_headers,
-                encoding=self.encoding,
-                headers={**headers, **self.headers} if headers is not None else self.headers,
+                headers=headers,
                 is_head_response=is_head_response,
-                media_type=get_enum_string_value(media_type or self.media_type or MediaType.JSON),
-                status_code=self.status_code or status_code,
+                media_type=media_type,
+                status_code=status_code,
+                type_encoders=type_encoders,
             )
         except BaseException:
             self.result_set.cancel()
             raise
+        return _CancellingResponse(streaming, self.result_set)
 
 
-class _ResultSetStreamingResponse(ASGIStreamingResponse):
-    __slots__ = ("result_set",)
+class _CancellingResponse(ASGIResponse):
+    """Sends Litestar's streaming response, then cancels the result set however sending ended.
 
-    def __init__(self, *, result_set: AsyncStreamingResultSet, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.result_set = result_set
+    Only its `__call__` is used: Litestar sends a response by calling it, so the fields of
+    `ASGIResponse` (which the wrapped response has) are left unset here.
+    """
+
+    __slots__ = ("_result_set", "_streaming")
+
+    def __init__(self, streaming: ASGIResponse, result_set: AsyncStreamingResultSet) -> None:
+        self._streaming = streaming
+        self._result_set = result_set
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            await super().__call__(scope, receive, send)
+            await self._streaming(scope, receive, send)
         finally:
-            self.result_set.cancel()  # idempotent: a body that ran to its end has closed it already
+            self._result_set.cancel()  # idempotent: a body read to its end has closed it already
