@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -120,10 +121,28 @@ async def test_cancelling_the_awaiting_task_abandons_the_request(
 
 
 async def test_wait_for_timeout_abandons_the_request(
-    aio_session: AsyncSession, big_table: str, sent: list[Any], loop_errors: list[dict[str, Any]]
+    aio_session: AsyncSession,
+    big_table: str,
+    sent: list[Any],
+    loop_errors: list[dict[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    with pytest.raises(TimeoutError):
-        await asyncio.wait_for(aio_session.execute(SCAN, fetch_size=5000), 0.0005)
+    # The answer is held on the driver's thread until the timeout has fired: however fast the node
+    # and however late the loop runs the timeout, the answer cannot win the race.
+    bridge = aio_session._bridge_for(asyncio.get_running_loop())
+    deliver = bridge.deliver_result
+    timed_out = threading.Event()
+
+    def deliver_after_the_timeout(value: Any, fut: asyncio.Future[Any]) -> None:
+        timed_out.wait(WAIT_S)
+        deliver(value, fut)
+
+    monkeypatch.setattr(bridge, "deliver_result", deliver_after_the_timeout)
+    try:
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(aio_session.execute(SCAN, fetch_size=5000), 0.0005)
+    finally:
+        timed_out.set()
     (response_future,) = sent
     assert response_future._callbacks == []
     await _settled(aio_session, response_future)
