@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import argparse
 import collections
+import json
 import os
 import re
+import shutil
 import subprocess
 import threading
 import time
@@ -28,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.config import ROOT, BenchConfig
-from bench.procs import CpuMeter, process_tree
+from bench.procs import CpuMeter, cpu_seconds, process_tree
 from bench.run import SCENARIOS, Run, provision, say
 from bench.server import SERVICE_FACTORY, serve, stop
 from bench.wrk import WrkResult, compose_script, run_wrk
@@ -119,6 +121,43 @@ def record(pid: int, seconds: int, output: Path) -> None:
     subprocess.run(command, check=True, capture_output=True, timeout=seconds + 120)
 
 
+GC_PROBE = Path(__file__).resolve().parent / "gcprobe"
+
+
+def read_gc_totals(directory: Path, pid: int) -> dict[str, Any] | None:
+    """The running garbage-collector totals `bench/gcprobe` publishes for `pid`, if any yet."""
+    try:
+        totals: dict[str, Any] = json.loads((directory / f"gc.{pid}.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return totals
+
+
+def gc_probe_env(directory: Path) -> dict[str, str]:
+    """What makes the served processes load `bench/gcprobe` and publish into `directory`."""
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    return {
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(GC_PROBE), os.environ.get("PYTHONPATH")])),
+        "CQLSTAR_GC_PROBE_DIR": str(directory),
+    }
+
+
+def gc_summary(
+    before: dict[str, Any] | None, after: dict[str, Any] | None, cpu_seconds: float
+) -> str:
+    """One line on the collector's work between two readings of the worker's totals."""
+    if before is None or after is None:
+        return "Garbage collector: not measured (the probe published no totals)."
+    seconds = after["seconds"] - before["seconds"]
+    runs = [a - b for a, b in zip(after["collections"], before["collections"], strict=True)]
+    share = f", {100 * seconds / cpu_seconds:.1f}% of the worker's CPU" if cpu_seconds > 0 else ""
+    return (
+        f"Garbage collector during the sample: {seconds:.3f} s in {runs[0]}/{runs[1]}/{runs[2]} "
+        f"collections (generations 0/1/2){share}."
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -139,7 +178,13 @@ def main(argv: list[str] | None = None) -> None:
     run = Run(config)
     provision(run)
     extra = dict(item.split("=", 1) for item in args.env)
-    server = serve("profile", SERVICE_FACTORY, run.service_env(extra), output / "logs")
+    gc_dir = output / "gc"
+    server = serve(
+        "profile",
+        SERVICE_FACTORY,
+        run.service_env({**gc_probe_env(gc_dir), **extra}),
+        output / "logs",
+    )
     try:
         worker = next((p for p in process_tree(server.pid) if p != server.pid), server.pid)
         script = compose_script(SCENARIOS[args.scenario].script, output / "work")
@@ -172,7 +217,13 @@ def main(argv: list[str] | None = None) -> None:
         say(
             f"py-spy on the worker (pid {worker}) for {args.seconds} s under {args.scenario} c={args.concurrency}"
         )
+        gc_before = read_gc_totals(gc_dir, worker)
+        cpu_before = cpu_seconds(worker)
         record(worker, args.seconds, raw)
+        time.sleep(1)  # one more publication of the totals, covering the whole sample
+        gc_line = gc_summary(
+            gc_before, read_gc_totals(gc_dir, worker), cpu_seconds(worker) - cpu_before
+        )
         driver.join()
     finally:
         stop(server)
@@ -186,7 +237,8 @@ def main(argv: list[str] | None = None) -> None:
         f"{os.getloadavg()[0]:.2f}. Reproduce: `uv run python -m bench.profile {args.scenario} "
         f"--seconds {args.seconds} --concurrency {args.concurrency}"
         + "".join(f" --env {e}" for e in args.env)
-        + "`"
+        + "`\n\n"
+        + gc_line
     )
     text = summarise(read_collapsed(raw.read_text().splitlines()), header)
     summary = output / f"{args.scenario}.md"
