@@ -13,6 +13,7 @@ import httpx
 import pytest
 from litestar import Litestar
 
+from asgi_client import ScriptedClient
 from cqlstar.aiocassandra import AsyncStreamingResultSet
 from cqlstar.app import create_app
 from cqlstar.settings import Settings
@@ -84,27 +85,6 @@ async def seeded(app: Litestar) -> None:
     assert response.status_code == 201, response.text
 
 
-class LeavingClient:
-    """A client that goes away while the server sends it the status line (`during="status-line"`:
-    the test then cancels the request) or the first body chunk (`during="body"`: the server reports
-    the disconnect meanwhile)."""
-
-    def __init__(self, during: str) -> None:
-        self.during = during
-        self.stuck = asyncio.Event()
-        self._disconnected = asyncio.Event()
-
-    async def receive(self) -> dict[str, Any]:
-        await self._disconnected.wait()
-        return {"type": "http.disconnect"}
-
-    async def send(self, message: dict[str, Any]) -> None:
-        if (self.during == "status-line") == (message["type"] == "http.response.start"):
-            self._disconnected.set()
-            self.stuck.set()
-            await asyncio.Event().wait()  # the peer never reads
-
-
 def stream_request(accept: str) -> dict[str, Any]:
     query = f"age_filter={OWNERSHIP_AGE}&fetch_size={FETCH_SIZE}".encode()
     return {
@@ -128,9 +108,9 @@ def stream_request(accept: str) -> dict[str, Any]:
 async def test_a_request_cancelled_before_the_body_closes_the_stream(
     app: Litestar, opened_streams: list[AsyncStreamingResultSet], accept: str
 ) -> None:
-    client = LeavingClient(during="status-line")
+    client = ScriptedClient(leaves="during-status-line")
     request = asyncio.create_task(app(stream_request(accept), client.receive, client.send))  # type: ignore[arg-type]
-    await client.stuck.wait()
+    await client.stuck_sending.wait()
 
     request.cancel()  # what a server does with a request whose client has gone
     with pytest.raises(asyncio.CancelledError):
@@ -147,7 +127,7 @@ async def test_a_request_cancelled_before_the_body_closes_the_stream(
 async def test_a_client_gone_during_the_body_closes_the_stream_at_once(
     app: Litestar, opened_streams: list[AsyncStreamingResultSet], accept: str
 ) -> None:
-    client = LeavingClient(during="body")
+    client = ScriptedClient(leaves="during-body")
 
     await app(stream_request(accept), client.receive, client.send)  # type: ignore[arg-type]
 

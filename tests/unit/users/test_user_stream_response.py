@@ -17,6 +17,7 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import LitestarException
 
+from asgi_client import ScriptedClient
 from cqlstar.settings import Settings
 from cqlstar.users import UserController
 from cqlstar.users.repository import UserRepository
@@ -76,55 +77,6 @@ class RepositoryHolder:
         self.current = repository
 
 
-class Client:
-    """The server side of one HTTP exchange: what was sent, and when the client goes away.
-
-    `leaves`: None (stays until the response is complete), "at-status-line" (sending the status
-    line fails), "during-status-line" (sending the status line never finishes; the test cancels
-    the request) or "during-body" (the first body chunk is never delivered; the server reports the
-    disconnect meanwhile).
-    """
-
-    def __init__(self, *, leaves: str | None = None) -> None:
-        self.messages: list[dict[str, Any]] = []
-        self.leaves = leaves
-        self.stuck_sending = asyncio.Event()
-        self._disconnected = asyncio.Event()
-
-    async def receive(self) -> dict[str, Any]:
-        await self._disconnected.wait()
-        return {"type": "http.disconnect"}
-
-    async def send(self, message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.start":
-            if self.leaves == "at-status-line":
-                raise OSError("connection reset by peer")
-            if self.leaves == "during-status-line":
-                await self._stuck()
-        elif self.leaves == "during-body":
-            self._disconnected.set()
-            await self._stuck()
-        self.messages.append(message)
-        if message["type"] == "http.response.body" and not message.get("more_body", False):
-            self._disconnected.set()  # after a complete response, as a server reports it
-
-    async def _stuck(self) -> None:
-        self.stuck_sending.set()
-        await asyncio.Event().wait()  # the peer never reads
-
-    @property
-    def status(self) -> int:
-        statuses = [m["status"] for m in self.messages if m["type"] == "http.response.start"]
-        assert len(statuses) == 1, self.messages
-        return int(statuses[0])
-
-    @property
-    def body(self) -> bytes:
-        return b"".join(
-            m.get("body", b"") for m in self.messages if m["type"] == "http.response.body"
-        )
-
-
 @pytest.fixture
 def repository() -> FakeRepository:
     return FakeRepository()
@@ -139,7 +91,7 @@ def app(repository: FakeRepository) -> Litestar:
     )
 
 
-async def get_stream(app: Litestar, client: Client, *, accept: str) -> None:
+async def get_stream(app: Litestar, client: ScriptedClient, *, accept: str) -> None:
     scope = {
         "type": "http",
         "asgi": {"version": "3.0", "spec_version": "2.3"},
@@ -161,7 +113,7 @@ async def get_stream(app: Litestar, client: Client, *, accept: str) -> None:
 async def test_a_failed_status_line_cancels_the_unread_stream(
     app: Litestar, repository: FakeRepository, accept: str
 ) -> None:
-    client = Client(leaves="at-status-line")
+    client = ScriptedClient(leaves="at-status-line")
 
     # Litestar reports the failed send as an exception caught after the response started.
     with pytest.raises(LitestarException):
@@ -176,7 +128,7 @@ async def test_a_failed_status_line_cancels_the_unread_stream(
 async def test_a_request_cancelled_before_the_body_cancels_the_unread_stream(
     app: Litestar, repository: FakeRepository, accept: str
 ) -> None:
-    client = Client(leaves="during-status-line")
+    client = ScriptedClient(leaves="during-status-line")
     request = asyncio.create_task(get_stream(app, client, accept=accept))
     await client.stuck_sending.wait()
 
@@ -193,7 +145,7 @@ async def test_a_request_cancelled_before_the_body_cancels_the_unread_stream(
 async def test_a_client_gone_while_a_chunk_is_sent_cancels_the_stream_at_once(
     app: Litestar, repository: FakeRepository, accept: str
 ) -> None:
-    client = Client(leaves="during-body")
+    client = ScriptedClient(leaves="during-body")
 
     await get_stream(app, client, accept=accept)
 
@@ -213,7 +165,7 @@ async def test_a_client_gone_while_a_chunk_is_sent_cancels_the_stream_at_once(
 async def test_a_complete_response_reads_every_page_then_cancels_the_stream(
     app: Litestar, repository: FakeRepository, accept: str, expected_body: bytes
 ) -> None:
-    client = Client()
+    client = ScriptedClient()
 
     await get_stream(app, client, accept=accept)
 
