@@ -147,6 +147,10 @@ class ParentBasedSampling:
 
     @classmethod
     def of(cls, sampler: Sampler) -> ParentBasedSampling | None:
+        """The shortcut for `sampler`, or None when its decision needs the sampler itself.
+
+        Reads `ParentBased`'s per-parent samplers from its private fields (opentelemetry-sdk 1.45,
+        pinned like the rest of this package's use of SDK internals)."""
         if not isinstance(sampler, ParentBased):
             return None
         follows_parent = (

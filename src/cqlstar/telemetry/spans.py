@@ -124,10 +124,12 @@ _TRACE_FLAGS = {
 
 
 class ParentAndIdSampling(Protocol):
-    """What a sampler offers when its decision depends on nothing but the parent span and the
-    trace id, and it records every span: `sampled(parent, trace_id)` says whether the span is
-    sampled (None parent: a root span), the span keeps its creation attributes and its parent's
-    trace state. `FastTracer` then decides without calling the sampler chain."""
+    """What a sampler offers, as its `parent_and_id_sampling` attribute, when its decision depends
+    on nothing but the parent span and the trace id and it records every span (as
+    `cqlstar.telemetry.setup.RecordUnsampled` over the default sampler does): `sampled(parent,
+    trace_id)` says whether the span is sampled (parent None: a root span); the span keeps its
+    creation attributes and its parent's trace state. `FastTracer` then decides without calling the
+    sampler chain; for any other sampler it calls the sampler as the SDK does."""
 
     def sampled(self, parent: trace_api.SpanContext | None, trace_id: int) -> bool: ...
 
@@ -195,7 +197,7 @@ class FastTracer(sdk_trace.Tracer):
         self.span_processor.on_start(span, parent_context=context)
         return span
 
-    def _new_span(  # noqa: PLR0917
+    def _new_span(  # noqa: PLR0917 (start_span's private helper, called in one place)
         self,
         name: str,
         span_context: trace_api.SpanContext,
