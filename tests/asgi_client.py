@@ -56,3 +56,21 @@ class ScriptedClient:
         return b"".join(
             m.get("body", b"") for m in self.messages if m["type"] == "http.response.body"
         )
+
+
+def get_scope(path: str, *, query: bytes = b"", accept: str = "application/json") -> dict[str, Any]:
+    """The ASGI scope of `GET path?query` with an `Accept` header, as a server would pass it."""
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": query,
+        "headers": [(b"host", b"test"), (b"accept", accept.encode())],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+    }

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from litestar import Litestar
 
-from asgi_client import ScriptedClient
+from asgi_client import ScriptedClient, get_scope
 from cqlstar.aiocassandra import AsyncStreamingResultSet
 from cqlstar.app import create_app
 from cqlstar.settings import Settings
@@ -87,20 +87,7 @@ async def seeded(app: Litestar) -> None:
 
 def stream_request(accept: str) -> dict[str, Any]:
     query = f"age_filter={OWNERSHIP_AGE}&fetch_size={FETCH_SIZE}".encode()
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.3"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": "/users/stream",
-        "raw_path": b"/users/stream",
-        "root_path": "",
-        "query_string": query,
-        "headers": [(b"host", b"test"), (b"accept", accept.encode())],
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 8000),
-    }
+    return get_scope("/users/stream", query=query, accept=accept)
 
 
 @pytest.mark.usefixtures("seeded")

@@ -17,7 +17,7 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import LitestarException
 
-from asgi_client import ScriptedClient
+from asgi_client import ScriptedClient, get_scope
 from cqlstar.settings import Settings
 from cqlstar.users import UserController
 from cqlstar.users.repository import UserRepository
@@ -92,20 +92,7 @@ def app(repository: FakeRepository) -> Litestar:
 
 
 async def get_stream(app: Litestar, client: ScriptedClient, *, accept: str) -> None:
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.3"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": "/users/stream",
-        "raw_path": b"/users/stream",
-        "root_path": "",
-        "query_string": b"fetch_size=10",
-        "headers": [(b"host", b"test"), (b"accept", accept.encode())],
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 8000),
-    }
+    scope = get_scope("/users/stream", query=b"fetch_size=10", accept=accept)
     await app(scope, client.receive, client.send)  # type: ignore[arg-type]
 
 
