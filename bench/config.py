@@ -42,6 +42,8 @@ class BenchConfig:
     stream_rows: int = 100_000
     stream_fetch_size: int = 5000
     tracing_concurrency: int = REFERENCE_CONCURRENCY
+    # The tracing configurations are measured in this many alternating rounds of seconds/rounds each.
+    tracing_rounds: int = 3
     wrk_threads: int = 1
     workers: int = 1
     # The service's own log level: INFO is what `just serve` runs with (one line per request).
@@ -70,6 +72,7 @@ class BenchConfig:
             "stream_rows": self.stream_rows,
             "stream_fetch_size": self.stream_fetch_size,
             "tracing_concurrency": self.tracing_concurrency,
+            "tracing_rounds": self.tracing_rounds,
             "wrk_threads": self.wrk_threads,
             "granian_workers": self.workers,
             "log_level": self.log_level,
@@ -87,6 +90,7 @@ class BenchConfig:
             "BENCH_STREAM_ROWS": ("stream_rows", 1),
             "BENCH_STREAM_FETCH_SIZE": ("stream_fetch_size", 10),
             "BENCH_TRACING_CONCURRENCY": ("tracing_concurrency", 1),
+            "BENCH_TRACING_ROUNDS": ("tracing_rounds", 1),
             "BENCH_WRK_THREADS": ("wrk_threads", 1),
             "BENCH_WORKERS": ("workers", 1),
         }

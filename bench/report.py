@@ -338,7 +338,15 @@ def render_markdown(report: Mapping[str, Any]) -> str:
                 ["rows per stream", "RSS growth MiB"], [[k, v] for k, v in growth.items()]
             )
     if tracing := report.get("tracing"):
-        lines += ["## Tracing cost", "", f"Spans exported to: {tracing['receiver']}.", ""]
+        rounds = tracing.get("rounds", 1)
+        lines += [
+            "## Tracing cost",
+            "",
+            f"Spans exported to: {tracing['receiver']}. The configurations were measured in "
+            f"{rounds} alternating round(s); requests per second and CPU are over all rounds, "
+            "latency percentiles the median round's.",
+            "",
+        ]
         lines += _table(
             [
                 "configuration",

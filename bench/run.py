@@ -6,7 +6,8 @@ Phases, each on a freshly started server where one is needed:
 1. provision: wrk, the Cassandra node, the bench keyspace with its users, the id pool;
 2. the service under granian: get_user at every concurrency;
 3. the raw-driver and async-layer ceilings, in their own processes;
-4. tracing: get_user with tracing off, on (exported to a collector) and sampled at 10%;
+4. tracing: get_user with tracing off, on (exported to a collector) and sampled at 10%, the three
+   taking turns in rounds;
 5. the HTTP floor (the same app answering a constant body);
 6. the service again: list_users, create_user, update_user at every concurrency, then stream_users
    with its memory.
@@ -25,6 +26,7 @@ import datetime as dt
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -234,10 +236,11 @@ def measure_http(
     *,
     label: str | None = None,
     extra_roots: dict[str, int | None] | None = None,
+    seconds: int | None = None,
 ) -> dict[str, Any]:
     meter = CpuMeter({"service": server.pid, "cassandra": run.cassandra_pid, **(extra_roots or {})})
     meter.start()
-    result = wrk_once(run, server, name, concurrency, run.config.seconds)
+    result = wrk_once(run, server, name, concurrency, seconds or run.config.seconds)
     entry = http_entry(label or name, concurrency, result, meter.stop())
     say(
         f"{label or name} c={concurrency}: {result.requests_per_second:,.0f} req/s, "
@@ -422,21 +425,42 @@ def ceiling_phase(run: Run, kind: str, module: str) -> None:
 
 
 def tracing_phase(run: Run) -> None:
+    """get_user with tracing off, on and sampled, in alternating rounds.
+
+    One configuration after the other would put minutes between the measurements the tracing cost
+    compares, and this machine's throughput drifts over minutes by more than that cost. So each
+    configuration is measured `tracing_rounds` times for a share of the time, the configurations
+    taking turns, and its rounds are combined (`combine_rounds`).
+    """
     receiver = start_receiver(run.config.collector, run.work_dir / "receiver")
     say(f"tracing: exporting to {receiver.description} at {receiver.endpoint}")
     if receiver.kind == "sink":
         run.notes.append(f"tracing exported to {receiver.description}")
-    configurations = []
+    rounds = run.config.tracing_rounds
+    seconds = max(1, round(run.config.seconds / rounds))
+    measured: dict[str, list[dict[str, Any]]] = {mode: [] for mode, _ in TRACING_CONFIGURATIONS}
     try:
-        for mode, extra in TRACING_CONFIGURATIONS:
-            configurations.append(_measure_tracing(run, receiver, mode, extra))
+        for number in range(1, rounds + 1):
+            for mode, extra in TRACING_CONFIGURATIONS:
+                say(f"tracing round {number}/{rounds}: {mode}, {seconds} s")
+                measured[mode].append(_measure_tracing(run, receiver, mode, extra, seconds))
     finally:
         receiver.stop()
-    run.tracing = {"receiver": receiver.description, "configurations": configurations}
+    configurations = []
+    for mode, entries in measured.items():
+        entry = combine_rounds(entries)
+        _check_spans(run, mode, entry)
+        run.scenarios.append(entry)
+        configurations.append(entry)
+    run.tracing = {
+        "receiver": receiver.description,
+        "rounds": rounds,
+        "configurations": configurations,
+    }
 
 
 def _measure_tracing(
-    run: Run, receiver: Receiver, mode: str, extra: dict[str, str]
+    run: Run, receiver: Receiver, mode: str, extra: dict[str, str], seconds: int
 ) -> dict[str, Any]:
     env = dict(extra)
     if mode != "off":
@@ -453,7 +477,6 @@ def _measure_tracing(
         run.log_dir,
         workers=run.config.workers,
     )
-    name = f"{READ_BY_KEY}_tracing_{mode}"
     try:
         warmup_requests = warm_up(run, server, READ_BY_KEY)
         entry = measure_http(
@@ -461,31 +484,86 @@ def _measure_tracing(
             server,
             READ_BY_KEY,
             run.config.tracing_concurrency,
-            label=name,
+            label=f"{READ_BY_KEY}_tracing_{mode}",
             extra_roots={"receiver": receiver.pid},
+            seconds=seconds,
         )
     finally:
         stop(server)  # shutdown flushes the spans still queued
     entry["spans_received"] = receiver.spans_settled() - spans_before
     # Every request the server answered (warm-up included) should arrive as a server span and a
-    # query span when sampled; far fewer means the service dropped spans it could not export.
-    served = warmup_requests + entry["requests"]
-    entry["spans_per_request"] = round(entry["spans_received"] / served, 3) if served else None
-    if mode == "on" and served and entry["spans_received"] < served:
-        run.notes.append(
-            f"tracing on: the receiver got {entry['spans_received']:,} spans for {served:,} "
-            "requests (each should give a server and a query span): the service dropped spans "
-            "it could not export, so this configuration understates tracing's full cost"
-        )
+    # query span when sampled.
+    entry["requests_served"] = warmup_requests + entry["requests"]
     entry["environment"] = " ".join(
         f"{k}={v}" for k, v in sorted(env.items()) if k != "OTEL_EXPORTER_OTLP_ENDPOINT"
     )
-    say(
-        f"{name}: the receiver got {entry['spans_received']:,} spans "
-        f"({entry['spans_per_request']} per request)"
-    )
-    run.scenarios.append(entry)
     return entry
+
+
+def combine_rounds(entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """One configuration's rounds as one entry of the same shape.
+
+    Counts, time and CPU are added up, so requests per second and CPU per request are over all
+    rounds; the latency percentiles are the median of the rounds' (wrk reports percentiles, not
+    the latencies they come from, so they cannot be merged exactly); the maximum is the largest.
+    """
+    combined = dict(entries[0])
+    requests = sum(e["requests"] for e in entries)
+    duration = sum(e["duration_s"] for e in entries)
+    cpu = {
+        key: sum(e["cpu_seconds"].get(key, 0.0) for e in entries) for key in combined["cpu_seconds"]
+    }
+    served = sum(e["requests_served"] for e in entries)
+    spans = sum(e["spans_received"] for e in entries)
+    spent = sum(cpu.values())
+    combined |= {
+        "rounds": len(entries),
+        "requests": requests,
+        "duration_s": duration,
+        "requests_per_second": requests / duration if duration else 0.0,
+        "p50_ms": statistics.median(e["p50_ms"] for e in entries),
+        "p90_ms": statistics.median(e["p90_ms"] for e in entries),
+        "p99_ms": statistics.median(e["p99_ms"] for e in entries),
+        "max_ms": max(e["max_ms"] for e in entries),
+        "mean_ms": sum(e["mean_ms"] * e["requests"] for e in entries) / requests
+        if requests
+        else 0.0,
+        "errors": sum(e["errors"] for e in entries),
+        "status_errors": sum(e["status_errors"] for e in entries),
+        "socket_errors": sum(e["socket_errors"] for e in entries),
+        "timeouts": sum(e["timeouts"] for e in entries),
+        "cpu_seconds": cpu,
+        "cpu_cores": {k: round(v / duration, 2) for k, v in cpu.items()} if duration else {},
+        "load_generator_cpu_share": round(cpu["load_generator"] / spent, 3) if spent else None,
+        "service_cpu_us_per_request": round(1e6 * cpu["service"] / requests, 1)
+        if requests and "service" in cpu
+        else None,
+        "requests_served": served,
+        "spans_received": spans,
+        "spans_per_request": round(spans / served, 3) if served else None,
+    }
+    return combined
+
+
+def _check_spans(run: Run, mode: str, entry: dict[str, Any]) -> None:
+    say(
+        f"{entry['name']} over {entry['rounds']} rounds: {entry['requests_per_second']:,.0f} "
+        f"req/s, {entry['service_cpu_us_per_request']} µs of service CPU per request; the "
+        f"receiver got {entry['spans_received']:,} spans ({entry['spans_per_request']} per request)"
+    )
+    # Far fewer spans than requests at 100% sampling means the service dropped spans it could not
+    # export, and the configuration understates tracing's cost.
+    if (
+        mode == "on"
+        and entry["requests_served"]
+        and entry["spans_received"] < entry["requests_served"]
+    ):
+        run.notes.append(
+            f"tracing on: the receiver got {entry['spans_received']:,} spans for "
+            f"{entry['requests_served']:,} requests (each should give a server and a query span): "
+            "the service dropped spans it could not export, so this configuration understates "
+            "tracing's full cost"
+        )
 
 
 # ---------------------------------------------------------------------------------------------
