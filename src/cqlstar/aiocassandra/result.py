@@ -107,7 +107,6 @@ class AsyncResultSet:
     ) -> None:
         self._session = session
         self._response_future = response_future
-        release_timer(response_future)
         self._rows = _as_rows(rows)
         self._index = 0  # next row of the current page for `async for`
         self._page_number = 1
