@@ -85,19 +85,17 @@ class ContextManagerSafetyController(Controller):
         responses=data_route_errors("check query error safety"),
     )
     async def query_error(
-        self,
-        session: NamedDependency[AsyncSession],
-        connection: NamedDependency[CassandraConnection],
+        self, connection: NamedDependency[CassandraConnection]
     ) -> QueryErrorReport:
         """Queries a table that does not exist, catches Cassandra's InvalidRequest (its message is
         `error_caught`), then runs a valid query on the same session (`cassandra_version`)."""
+        session = connection.session  # the one release_version queries below
         try:
             await session.execute(_SELECT_MISSING, timeout=query_timeout())
         except InvalidRequest as exc:
             error_caught = _server_message(exc)
         else:
             raise LookupError(f"{MISSING_TABLE} exists; the diagnostic needs it absent")
-        # `connection.release_version` queries `connection.session`: the session injected above.
         version = await connection.release_version(timeout=query_timeout())
         return QueryErrorReport(
             error_caught=error_caught,
@@ -218,13 +216,12 @@ class ContextManagerSafetyController(Controller):
         responses=data_route_errors("check stream cancellation"),
     )
     async def cancellation(
-        self,
-        session: NamedDependency[AsyncSession],
-        connection: NamedDependency[CassandraConnection],
+        self, connection: NamedDependency[CassandraConnection]
     ) -> CancellationReport:
         """Streams 40 scratch rows in a task and cancels that task after it has processed 10.
         `was_cancelled`: the task ended cancelled and its stream reports closed. Then a query and a
         fresh stream over all 40 rows run on the same session."""
+        session = connection.session  # the one release_version queries below
         async with ScratchRun(session, range(CANCELLATION_ROWS)) as run:
             stream = await run.stream(fetch_size=_FETCH_SIZE)
             processed, cancelled = await _consume_then_cancel(stream, CANCEL_AFTER_ROWS)
