@@ -145,6 +145,11 @@ READ_BY_KEY = "get_user"
 
 def provision(run: Run) -> None:
     run.wrk = ensure_wrk()
+    provision_dataset(run)
+
+
+def provision_dataset(run: Run) -> None:
+    """The Cassandra node (unless CASSANDRA_HOSTS names one), the bench keyspace and the id pool."""
     if hosts := os.environ.get("CASSANDRA_HOSTS", "").strip():
         run.hosts = [h.strip() for h in hosts.split(",") if h.strip()]
         run.port = int(os.environ.get("CASSANDRA_PORT", "9042"))

@@ -36,11 +36,10 @@ def bench_keyspace(cassandra: Any, keyspace: str) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def smoke_report(
+def smoke_env(
     cassandra: Any, bench_keyspace: str, tmp_path_factory: pytest.TempPathFactory
-) -> dict[str, Any]:
-    output = tmp_path_factory.mktemp("bench")
-    env = {
+) -> dict[str, str]:
+    return {
         **os.environ,
         **cassandra.env,
         "BENCH_SECONDS": "1",
@@ -55,12 +54,17 @@ def smoke_report(
         "BENCH_LOG_LEVEL": "WARNING",
         # Dropped at the end, never the persistent bench dataset.
         "BENCH_KEYSPACE": bench_keyspace,
-        "BENCH_OUTPUT": str(output),
+        "BENCH_OUTPUT": str(tmp_path_factory.mktemp("bench")),
     }
+
+
+@pytest.fixture(scope="module")
+def smoke_report(smoke_env: dict[str, str]) -> dict[str, Any]:
+    output = Path(smoke_env["BENCH_OUTPUT"])
     completed = subprocess.run(
         [sys.executable, "-m", "bench.run"],
         cwd=ROOT,
-        env=env,
+        env=smoke_env,
         capture_output=True,
         text=True,
         timeout=240,
@@ -146,3 +150,35 @@ def test_report_files_are_written(smoke_report: dict[str, Any]) -> None:
     if png.exists():
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert smoke_report["failed_phases"] == []
+
+
+def test_in_process_tool_measures_both_apps_with_tracing_off_and_recorded(
+    smoke_env: dict[str, str],
+) -> None:
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.inprocess",
+            *("--rounds", "1", "--requests", "160", "--concurrency", "8"),
+        ],
+        cwd=ROOT,
+        env=smoke_env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    # Each measurement checks in its child that every answer was a 200 and that spans were
+    # recorded exactly when the configuration says so; a failed check exits non-zero.
+    assert completed.returncode == 0, completed.stdout[-4000:] + completed.stderr[-4000:]
+    figures = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert sorted(figures) == [
+        "get_user/off",
+        "get_user/recorded",
+        "http_floor/off",
+        "http_floor/recorded",
+    ]
+    for figure in figures.values():
+        assert figure["requests"] == 160
+        assert figure["cpu_us_per_request"] > 0

@@ -1,0 +1,256 @@
+"""What the service's app costs without an HTTP server: its ASGI app called in-process.
+
+    uv run python -m bench.inprocess                      # 3 rounds of 20,000 requests each
+    uv run python -m bench.inprocess --rounds 5 --requests 40000
+
+`just bench` reports CPU per request for the service under granian (`get_user`), for the same app
+answering a constant body (the HTTP floor) and for the driver and the async layer without HTTP. What
+it cannot say is how much of a request's cost is granian's and how much the app's. Here the app
+itself (`cqlstar.app:create_app`, and the floor's app) is called as an ASGI application by
+`--concurrency` asyncio tasks on uvloop, against the real Cassandra and the bench dataset, so the
+CPU per request is Litestar's, the handler's, telemetry's and the Cassandra layer's, and nothing of
+an HTTP server or a load generator. Subtracting it from `just bench`'s figure for the same app under
+granian leaves what serving HTTP costs.
+
+Four measurements, in this order each round, every one in a fresh process (the SDK reads `OTEL_*`
+once): `get_user` and the floor, each with tracing off (`OTEL_SDK_DISABLED=true`) and recorded (the
+default: spans recorded for `/metrics`, not exported). Rounds take turns so that the machine's drift
+over minutes falls on all four alike; a measurement's figure is its rounds' total CPU over their
+total requests. CPU is the whole process's (`time.process_time`: the event loop, the driver's I/O
+thread, the log writer), as `just bench` counts the service's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from typing import Any
+
+from bench.config import ROOT, BenchConfig
+from bench.http_floor import FLOOR_PATH
+
+# (app factory, how a request's path is made from an id of the pool)
+APPS: dict[str, tuple[str, str]] = {
+    "get_user": ("cqlstar.app:create_app", "/users/{id}"),
+    "http_floor": ("bench.http_floor:create_floor_app", FLOOR_PATH),
+}
+TRACING: dict[str, dict[str, str]] = {
+    "off": {"OTEL_SDK_DISABLED": "true"},
+    "recorded": {},
+}
+WARM_UP_REQUESTS = 2_000
+CONNECT_TIMEOUT_S = 60.0
+_OTEL_PREFIX = "OTEL_"
+
+
+def _import(target: str) -> Any:
+    module, _, name = target.partition(":")
+    return getattr(__import__(module, fromlist=[name]), name)
+
+
+def _scope(path: str) -> dict[str, Any]:
+    """An HTTP scope as granian hands one over for `GET path` from wrk (the bench's client)."""
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"127.0.0.1:8000"), (b"user-agent", b"wrk")],
+        "client": ("127.0.0.1", 40000),
+        "server": ("127.0.0.1", 8000),
+        "state": {},
+    }
+
+
+async def _measure(
+    app_name: str, ids: list[str], requests: int, concurrency: int
+) -> dict[str, Any]:
+    """Run in the configured child: warm up, then CPU per request over `requests` requests."""
+    from cqlstar.telemetry.plugin import telemetry_from_state
+
+    factory, path_pattern = APPS[app_name]
+    app = _import(factory)()
+    lifespan_in: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    lifespan_out: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    lifespan = asyncio.ensure_future(
+        app(
+            {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}},
+            lifespan_in.get,
+            lifespan_out.put,
+        )
+    )
+    await lifespan_in.put({"type": "lifespan.startup"})
+    started = await lifespan_out.get()
+    if started["type"] != "lifespan.startup.complete":
+        raise RuntimeError(f"the app did not start: {started}")
+    # Both apps are the service's: they connect to Cassandra in the background after start-up.
+    connection = app.state["cassandra"]
+    deadline = time.monotonic() + CONNECT_TIMEOUT_S
+    while not connection.is_connected:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the app did not connect to Cassandra")
+        await asyncio.sleep(0.05)
+
+    statuses: dict[int, int] = {}
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def client(count: int) -> None:
+        for _ in range(count):
+            status = 0
+
+            async def send(message: dict[str, Any]) -> None:
+                nonlocal status
+                if message["type"] == "http.response.start":
+                    status = message["status"]
+
+            path = path_pattern.format(id=random.choice(ids))
+            await app(_scope(path), receive, send)
+            statuses[status] = statuses.get(status, 0) + 1
+
+    per_client = max(1, requests // concurrency)
+    await asyncio.gather(
+        *(client(max(1, WARM_UP_REQUESTS // concurrency)) for _ in range(concurrency))
+    )
+    statuses.clear()
+    cpu_before, wall_before = time.process_time(), time.perf_counter()
+    await asyncio.gather(*(client(per_client) for _ in range(concurrency)))
+    cpu, wall = time.process_time() - cpu_before, time.perf_counter() - wall_before
+    # What the span metrics counted: every request when spans are recorded, none when tracing is
+    # off, so the parent can check the configuration took effect.
+    spans_counted = telemetry_from_state(app.state).span_metrics.figures().total_requests
+    await lifespan_in.put({"type": "lifespan.shutdown"})
+    await lifespan
+    return {
+        "requests": per_client * concurrency,
+        "cpu_seconds": cpu,
+        "wall_seconds": wall,
+        "statuses": {str(code): count for code, count in statuses.items()},
+        "requests_traced": spans_counted,
+    }
+
+
+def measure_once(
+    app_name: str,
+    tracing: str,
+    env: dict[str, str],
+    *,
+    ids_file: str,
+    requests: int,
+    concurrency: int,
+) -> dict[str, Any]:
+    """One measurement in a fresh process with a clean `OTEL_*` environment."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(_OTEL_PREFIX)}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.inprocess",
+            "--measure",
+            app_name,
+            "--ids",
+            ids_file,
+            "--requests",
+            str(requests),
+            "--concurrency",
+            str(concurrency),
+        ],
+        cwd=ROOT,
+        env={**clean, **env, **TRACING[tracing]},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{app_name}/{tracing} exited {done.returncode}:\n{done.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    if set(result["statuses"]) != {"200"}:
+        raise RuntimeError(f"{app_name}/{tracing}: answers other than 200: {result['statuses']}")
+    if (result["requests_traced"] > 0) != (tracing == "recorded"):
+        raise RuntimeError(f"{app_name}/{tracing} did not trace as intended: {result}")
+    return result
+
+
+def combine(results: list[dict[str, Any]]) -> dict[str, float]:
+    """Rounds of one measurement: CPU per request and requests per second over all of them."""
+    requests = sum(r["requests"] for r in results)
+    cpu = sum(r["cpu_seconds"] for r in results)
+    wall = sum(r["wall_seconds"] for r in results)
+    return {
+        "requests": requests,
+        "cpu_us_per_request": round(1e6 * cpu / requests, 1),
+        "requests_per_second": round(requests / wall, 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--requests", type=int, default=20_000, help="per measurement and round")
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--measure", choices=sorted(APPS), help=argparse.SUPPRESS)
+    parser.add_argument("--ids", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.measure:  # the child: one measurement, configured by its environment
+        with open(args.ids) as pool:
+            ids = pool.read().split()
+        import uvloop
+
+        result = uvloop.run(_measure(args.measure, ids, args.requests, args.concurrency))
+        print(json.dumps(result))
+        return
+
+    from bench.run import Run, provision_dataset, say
+
+    config = BenchConfig.from_env()
+    run = Run(config)
+    provision_dataset(run)
+    env = run.service_env()
+    measured: dict[tuple[str, str], list[dict[str, Any]]] = {
+        (app_name, tracing): [] for app_name in APPS for tracing in TRACING
+    }
+    for number in range(1, args.rounds + 1):
+        for (app_name, tracing), results in measured.items():
+            say(f"round {number}/{args.rounds}: {app_name}, tracing {tracing}")
+            results.append(
+                measure_once(
+                    app_name,
+                    tracing,
+                    env,
+                    ids_file=str(run.ids_file),
+                    requests=args.requests,
+                    concurrency=args.concurrency,
+                )
+            )
+    figures = {
+        f"{app_name}/{tracing}": combine(results)
+        for (app_name, tracing), results in measured.items()
+    }
+    print(
+        f"\nIn-process, concurrency {args.concurrency}, LOG_LEVEL={config.log_level}, "
+        f"{args.rounds} round(s) of {args.requests:,} requests:"
+    )
+    for name, figure in figures.items():
+        print(
+            f"  {name:20} {figure['cpu_us_per_request']:7.1f} µs CPU per request "
+            f"({figure['requests_per_second']:,.0f} req/s)"
+        )
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
