@@ -1,4 +1,4 @@
-"""The application factory: `granian --interface asgi --factory cqlstar.app:create_app`.
+"""The application factory, which `python -m cqlstar` serves under granian (`cqlstar.serving`).
 
 Wiring only. Routes live with their domain (`cqlstar.users`, `cqlstar.diagnostics`,
 `cqlstar.system`); Cassandra access lives in `cqlstar.database` and `cqlstar.aiocassandra`;

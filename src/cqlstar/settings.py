@@ -1,7 +1,8 @@
 """The service's configuration, read from the environment once at start.
 
 Every value has a default that works on a developer machine with the local node; a malformed value
-stops the service at start with a message naming the variable, instead of failing at first use.
+stops the service at start with a message naming the variable, instead of failing at first use;
+`python -m cqlstar` reads them before granian starts, and serves on HOST:PORT.
 OpenTelemetry is configured by the standard `OTEL_*` variables, which the SDK reads itself (see
 `cqlstar.telemetry`).
 """
@@ -31,6 +32,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     cassandra_local_dc: str | None = None
     cassandra_username: str | None = None
     cassandra_password: str | None = None
+    # Where `python -m cqlstar` (cqlstar.serving) binds the server.
     host: str = "127.0.0.1"
     port: int = 8000
     # Signs the `page_state` tokens handed to clients. Without a configured secret each process makes
