@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
 import os
 import signal
 from datetime import UTC, datetime
@@ -105,14 +106,12 @@ def _server_pid() -> int:
 
     Under granian the app runs in a worker process; a worker that stops on its own is an "unexpected
     exit" to granian's main process, which then shuts down with an error status. So the signal goes
-    to granian's main process, which drains its workers and exits cleanly. Under a single-process
-    server the app's own process is the server.
+    to granian's main process, which drains its workers and exits cleanly. granian starts its
+    workers with `multiprocessing`, which records their parent whether granian was started as
+    `python -m cqlstar` or as `granian ...`. Under a single-process server (or granian's threaded
+    workers) there is no such parent and the app's own process is the server.
     """
-    parent = os.getppid()
-    try:
-        with open(f"/proc/{parent}/cmdline", "rb") as cmdline:
-            if b"granian" in cmdline.read():
-                return parent
-    except OSError:
-        pass
+    parent = multiprocessing.parent_process()
+    if parent is not None and parent.pid is not None:
+        return parent.pid
     return os.getpid()
