@@ -1,4 +1,4 @@
-"""Serving an ASGI factory under granian for a measurement, the way `just serve` does.
+"""Serving an ASGI factory for a measurement with `python -m cqlstar`, the way `just serve` does.
 
 The server gets a clean environment for OpenTelemetry (every inherited `OTEL_*` variable is dropped,
 then the scenario's own are set), so a developer's shell cannot change what a figure means.
@@ -11,15 +11,15 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from bench.config import ROOT
+from cqlstar.serving import APP_FACTORY, ServeOptions, serve_command
 
-SERVICE_FACTORY = "cqlstar.app:create_app"
+SERVICE_FACTORY = APP_FACTORY
 FLOOR_FACTORY = "bench.http_floor:create_floor_app"
 
 
@@ -48,27 +48,10 @@ class Server:
             return ""
 
 
-def granian_command(factory: str, port: int, workers: int) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "granian",
-        "--interface",
-        "asgi",
-        "--loop",
-        "uvloop",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        # Above the highest wrk concurrency: granian's backpressure must not be what limits a figure.
-        "--backlog",
-        "2048",
-        "--factory",
-        factory,
-    ]
+def serve_options(factory: str, workers: int) -> ServeOptions:
+    """How the bench serves `factory`: as `python -m cqlstar` does, with a deeper accept queue."""
+    # Above the highest wrk concurrency: granian's backpressure must not be what limits a figure.
+    return ServeOptions(factory=factory, workers=workers, backlog=2048)
 
 
 def serve(
@@ -81,7 +64,7 @@ def serve(
     ready_path: str = "/health",
     timeout_s: float = 120.0,
 ) -> Server:
-    """Start granian and return once `ready_path` answers 200."""
+    """Start `python -m cqlstar` with `factory` and return once `ready_path` answers 200."""
     port = free_port()
     clean = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     full_env = {**clean, "HOST": "127.0.0.1", "PORT": str(port), **env}
@@ -89,7 +72,7 @@ def serve(
     log_path = log_dir / f"{name}.log"
     with log_path.open("wb") as out:
         process = subprocess.Popen(
-            granian_command(factory, port, workers),
+            serve_command(serve_options(factory, workers)),
             cwd=ROOT,
             env=full_env,
             stdout=out,

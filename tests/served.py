@@ -1,4 +1,4 @@
-"""Running the service under granian in a child process, as a client would meet it.
+"""Running the service in a child process, as `python -m cqlstar` serves it (granian, one worker).
 
 Importable from any test (`from served import serve_app`): pytest puts `tests/` on the path.
 """
@@ -8,12 +8,13 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
+from cqlstar.serving import serve_command
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,7 +28,7 @@ def free_port() -> int:
 
 @dataclass
 class ServedApp:
-    """The service running under granian in a child process."""
+    """The service running under `python -m cqlstar` in a child process."""
 
     base_url: str
     process: subprocess.Popen[bytes]
@@ -46,31 +47,16 @@ def serve_app(
 ) -> ServedApp:
     port = free_port()
     env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), **env_overrides}
-    command = [
-        sys.executable,
-        "-m",
-        "granian",
-        "--interface",
-        "asgi",
-        "--loop",
-        "uvloop",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-        "--factory",
-        "cqlstar.app:create_app",
-    ]
-    out = log_path.open("wb")
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    with log_path.open("wb") as out:  # the child holds its own copy of the descriptor
+        process = subprocess.Popen(
+            serve_command(), cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
     served = ServedApp(f"http://127.0.0.1:{port}", process, log_path)
     deadline = time.monotonic() + timeout
     wanted = {200} if wait_healthy else {200, 503}
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"granian exited early:\n{served.log_text()[-4000:]}")
+            raise RuntimeError(f"the service exited early:\n{served.log_text()[-4000:]}")
         try:
             if httpx.get(f"{served.base_url}/health", timeout=3).status_code in wanted:
                 return served
