@@ -67,15 +67,15 @@ EXPOSE 8000
 
 # /health answers 503 while Cassandra is unreachable, which urlopen raises
 # on, so the container turns unhealthy exactly when it cannot serve. Python
-# because the slim image has no curl or wget.
+# because the slim image has no curl or wget. It asks the port the server
+# listens on: PORT, which `docker run -e PORT=...` may change.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=4)"]
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('PORT', '8000') + '/health', timeout=4)"]
 
-# Exec form, no shell and no init wrapper: granian is PID 1, receives the
-# SIGTERM from `docker stop` directly, stops accepting connections, lets its
-# worker finish in-flight requests and reaps it. A shell-form command would
-# leave /bin/sh as PID 1 swallowing the signal until the kill timeout.
-# The port is fixed here (compose maps it); PORT only informs the app.
-ENTRYPOINT ["granian", "--interface", "asgi", "--loop", "uvloop", \
-            "--host", "0.0.0.0", "--port", "8000", \
-            "--factory", "cqlstar.app:create_app"]
+# Exec form, no shell and no init wrapper: `python -m cqlstar` (cqlstar.serving) is
+# PID 1. It validates the settings, then runs granian in this same process, which
+# installs its SIGTERM handler here: `docker stop` reaches it directly, it stops
+# accepting connections, lets its worker finish in-flight requests and reaps it.
+# A shell-form command would leave /bin/sh as PID 1 swallowing the signal until
+# the kill timeout. HOST and PORT above say where it listens.
+ENTRYPOINT ["python", "-m", "cqlstar"]

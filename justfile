@@ -2,9 +2,6 @@
 
 set dotenv-load := false
 
-host := env("HOST", "127.0.0.1")
-port := env("PORT", "8000")
-
 # Show the menu.
 default:
     @just --list --unsorted
@@ -14,11 +11,10 @@ default:
 sync:
     uv sync --frozen
 
-# Start Cassandra if needed, then serve the API on granian (HOST, PORT honoured).
+# Start Cassandra if needed, then serve the API: `python -m cqlstar` on HOST:PORT (args: e.g. --workers 2).
 [group("run")]
-serve: sync _ensure-cassandra
-    uv run --frozen granian --interface asgi --loop uvloop --host {{host}} --port {{port}} \
-        --factory cqlstar.app:create_app
+serve *args: sync _ensure-cassandra
+    uv run --frozen python -m cqlstar {{args}}
 
 # Start the local Cassandra node in the background; returns once CQL answers (idempotent).
 [group("cassandra")]
