@@ -2,6 +2,7 @@
 
     uv run python -m bench.profile                       # get_user at concurrency 64, 15 s
     uv run python -m bench.profile update_user --seconds 20 --env OTEL_SDK_DISABLED=true
+    uv run python -m bench.profile http_floor            # the same app stack, a constant body
 
 Only samples taken while a thread holds the GIL are kept (`py-spy --gil`): with one worker process,
 the GIL is what serialises the event loop, the driver's I/O thread and the exporter, so "share of
@@ -30,9 +31,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.config import ROOT, BenchConfig
+from bench.http_floor import FLOOR_PATH
 from bench.procs import CpuMeter, cpu_seconds, process_tree
 from bench.run import SCENARIOS, Run, provision, say
-from bench.server import SERVICE_FACTORY, serve, stop
+from bench.server import FLOOR_FACTORY, SERVICE_FACTORY, serve, stop
 from bench.wrk import WrkResult, compose_script, run_wrk
 
 # Innermost match wins, so the order only matters for paths two patterns could both claim.
@@ -166,7 +168,8 @@ def main(argv: list[str] | None = None) -> None:
         "scenario",
         nargs="?",
         default="get_user",
-        choices=[s for s in SCENARIOS if s != "http_floor"],
+        choices=list(SCENARIOS),
+        help="http_floor serves the floor's app (the same stack, a constant body) instead",
     )
     parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--concurrency", type=int, default=64)
@@ -179,11 +182,13 @@ def main(argv: list[str] | None = None) -> None:
     provision(run)
     extra = dict(item.split("=", 1) for item in args.env)
     gc_dir = output / "gc"
+    floor = args.scenario == "http_floor"
     server = serve(
         "profile",
-        SERVICE_FACTORY,
+        FLOOR_FACTORY if floor else SERVICE_FACTORY,
         run.service_env({**gc_probe_env(gc_dir), **extra}),
         output / "logs",
+        ready_path=FLOOR_PATH if floor else "/health",
     )
     try:
         worker = next((p for p in process_tree(server.pid) if p != server.pid), server.pid)
