@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry.trace import Span
 
-from .result import fetch_next_page
+from .result import fetch_next_page, release_timer
 from .rows import Row
 
 if TYPE_CHECKING:
@@ -188,6 +188,9 @@ class AsyncStreamingResultSet:
             raise
         if rows is _CANCELLED:
             return False
+        # The answer is in: without this the last page's timer, and through it the page's rows,
+        # would stay in a cycle with the ResponseFuture after the stream ends (`release_timer`).
+        release_timer(self._response_future)
         self._next = None
         self._accept(rows)
         return True

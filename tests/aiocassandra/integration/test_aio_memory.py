@@ -13,7 +13,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from cqlstar.aiocassandra import AsyncResultSet, AsyncSession
+from cqlstar.aiocassandra import (
+    AsyncResultSet,
+    AsyncSession,
+    AsyncStreamingResultSet,
+    StreamConfig,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -32,7 +37,7 @@ class FreedWatch:
     """Set when the driver's ResponseFuture behind a result is freed, on whichever thread frees it
     (the driver's I/O thread lets go of a cancelled timer on its next turn, not at once)."""
 
-    def __init__(self, result: AsyncResultSet) -> None:
+    def __init__(self, result: AsyncResultSet | AsyncStreamingResultSet) -> None:
         loop = asyncio.get_running_loop()
         self.freed = asyncio.Event()
         self._ref = weakref.ref(
@@ -63,4 +68,18 @@ async def test_a_paged_query_is_freed_after_its_last_page(aio_session: AsyncSess
     assert len([row async for row in result]) == 250
     watch = FreedWatch(result)
     del result
+    assert await watch.wait()
+
+
+@pytest.mark.usefixtures("collector_off", "small_table")
+async def test_a_stream_is_freed_after_its_last_page(aio_session: AsyncSession) -> None:
+    # The last page's rows hang off the ResponseFuture: in a cycle, a whole page (5000 rows in the
+    # service's streams) outlived every finished stream until the collector came round.
+    stream = await aio_session.execute_stream(
+        "SELECT c FROM small WHERE k = 1", config=StreamConfig(fetch_size=100)
+    )
+    async with stream:
+        assert len([row async for row in stream]) == 250
+    watch = FreedWatch(stream)
+    del stream
     assert await watch.wait()
