@@ -337,6 +337,13 @@ def render_markdown(report: Mapping[str, Any]) -> str:
             lines += _table(
                 ["rows per stream", "RSS growth MiB"], [[k, v] for k, v in growth.items()]
             )
+        if memory.get("streams_after_first"):
+            lines += [
+                f"Service RSS after the first of the {memory['streams_after_first'] + 1} streams "
+                f"read back to back: {memory['rss_after_first_stream_mb']} MiB; after the last: "
+                f"{memory['rss_after_last_stream_mb']} MiB (what finished streams leave behind).",
+                "",
+            ]
     if tracing := report.get("tracing"):
         rounds = tracing.get("rounds", 1)
         lines += [

@@ -336,6 +336,11 @@ def stream_phase(run: Run, server: Server) -> None:
             str(small_rows): round(small.peak_rss_mb - baseline_mb, 1),
             str(config.stream_rows): round(full.peak_rss_mb - baseline_mb, 1),
         },
+        # A finished stream that leaves memory behind (a page kept alive by a reference cycle, say)
+        # shows here rather than in the peaks: each stream's own peak can stay flat.
+        "rss_after_first_stream_mb": full.rss_after_first_mb,
+        "rss_after_last_stream_mb": full.rss_after_last_mb,
+        "streams_after_first": full.streams - 1,
     }
     say(
         f"stream_users: {full.rows_per_second:,.0f} rows/s over {full.streams} stream(s) of "

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from bench.procs import RssSampler
+from bench.procs import RssSampler, tree_rss_bytes
 from bench.stats import latency_summary
 
 _READ_CHUNK = 256 * 1024
@@ -36,6 +36,9 @@ class StreamResult:
     errors: int
     baseline_rss_mb: float
     peak_rss_mb: float
+    # Right after the first and after the last stream: apart by what the streams in between kept.
+    rss_after_first_mb: float
+    rss_after_last_mb: float
 
 
 def stream_once(base_url: str, limit: int, fetch_size: int) -> tuple[int, float, float]:
@@ -87,6 +90,7 @@ def measure_stream(
     first_rows: list[float] = []
     rows_total = 0
     errors = 0
+    after_streams: list[int] = []
     with RssSampler(server_pid) as rss:
         started = time.perf_counter()
         while not durations or time.perf_counter() - started < seconds:
@@ -96,6 +100,7 @@ def measure_stream(
             rows_total += rows
             durations.append(elapsed)
             first_rows.append(first_row_s)
+            after_streams.append(tree_rss_bytes(server_pid))
         wall = time.perf_counter() - started
     return StreamResult(
         rows=rows_total,
@@ -108,4 +113,6 @@ def measure_stream(
         errors=errors,
         baseline_rss_mb=round(rss.baseline_bytes / 2**20, 1),
         peak_rss_mb=round(rss.peak_bytes / 2**20, 1),
+        rss_after_first_mb=round(after_streams[0] / 2**20, 1),
+        rss_after_last_mb=round(after_streams[-1] / 2**20, 1),
     )

@@ -124,6 +124,10 @@ def test_streaming_reads_every_row_and_samples_memory(smoke_report: dict[str, An
     assert entry["rows_per_second"] > 0
     assert entry["rows_per_stream"] == 300
     assert entry["peak_rss_mb"] >= entry["baseline_rss_mb"] > 0
+    memory = smoke_report["streaming"]
+    assert memory["rss_after_first_stream_mb"] > 0
+    assert memory["rss_after_last_stream_mb"] > 0
+    assert memory["streams_after_first"] == entry["streams"] - 1
 
 
 def test_tracing_configurations_export_what_they_should(smoke_report: dict[str, Any]) -> None:

@@ -141,7 +141,12 @@ def test_markdown_has_the_command_the_tables_and_the_machine() -> None:
         },
         "ratios": compute_ratios(SCENARIOS, CEILINGS, 64),
         "targets": evaluate_targets(compute_ratios(SCENARIOS, CEILINGS, 64)),
-        "streaming": {"rss_growth_mb_by_rows": {"10000": 9.0, "100000": 10.0}},
+        "streaming": {
+            "rss_growth_mb_by_rows": {"10000": 9.0, "100000": 10.0},
+            "rss_after_first_stream_mb": 88.5,
+            "rss_after_last_stream_mb": 89.0,
+            "streams_after_first": 2,
+        },
         "tracing": {
             "receiver": "a test sink",
             "configurations": [
@@ -157,5 +162,9 @@ def test_markdown_has_the_command_the_tables_and_the_machine() -> None:
     assert "50% of the raw driver" in text
     assert "Throughput lost at 100% sampling: 8%" in text
     assert "| 100000 | 10.0 |" in text
+    assert (
+        "RSS after the first of the 3 streams read back to back: 88.5 MiB; after the last: 89.0"
+        in text
+    )
     assert "| cpu | Test CPU |" in text
     assert "- a note" in text
