@@ -2,6 +2,8 @@
 
     uv run python -m bench.inprocess                      # 3 rounds of 20,000 requests each
     uv run python -m bench.inprocess --rounds 5 --requests 40000
+    OTEL_SDK_DISABLED=true uv run --with py-spy py-spy record --gil -o get_user.svg -- \
+        python -m bench.inprocess --measure get_user --requests 60000
 
 `just bench` reports CPU per request for the service under granian (`get_user`), for the same app
 answering a constant body (the HTTP floor) and for the driver and the async layer without HTTP. What
@@ -202,10 +204,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--requests", type=int, default=20_000, help="per measurement and round")
     parser.add_argument("--concurrency", type=int, default=64)
-    parser.add_argument("--measure", choices=sorted(APPS), help=argparse.SUPPRESS)
-    parser.add_argument("--ids", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--measure",
+        choices=sorted(APPS),
+        help="measure one app in this process, as configured by the environment (for a profiler)",
+    )
+    parser.add_argument(
+        "--ids",
+        default=str(BenchConfig().output / "work" / "ids.txt"),
+        help="with --measure: the id pool (default: the one `just bench` writes)",
+    )
     args = parser.parse_args(argv)
-    if args.measure:  # the child: one measurement, configured by its environment
+    if args.measure:  # one measurement, configured by the environment (the parent's child)
+        # Run by hand (under a profiler), the ids are the bench dataset's: read them from its keyspace.
+        os.environ.setdefault("CASSANDRA_KEYSPACE", BenchConfig.from_env().keyspace)
         with open(args.ids) as pool:
             ids = pool.read().split()
         import uvloop
