@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import json
 import os
 import random
@@ -53,7 +54,7 @@ _OTEL_PREFIX = "OTEL_"
 
 def _import(target: str) -> Any:
     module, _, name = target.partition(":")
-    return getattr(__import__(module, fromlist=[name]), name)
+    return getattr(importlib.import_module(module), name)
 
 
 def _scope(path: str) -> dict[str, Any]:
