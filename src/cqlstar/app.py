@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from litestar import Litestar
-from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
@@ -20,6 +19,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from cqlstar import __version__
 from cqlstar.database import CassandraConnection
 from cqlstar.diagnostics import DIAGNOSTICS_CONTROLLERS, prepare_diagnostics
+from cqlstar.services import Services
 from cqlstar.settings import Settings
 from cqlstar.system.controller import SystemController
 from cqlstar.system.metrics import MetricsController
@@ -70,9 +70,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *DIAGNOSTICS_CONTROLLERS,
             MetricsController,
         ],
-        state=State(
-            {"settings": settings, "cassandra": connection, "user_repository": user_repository}
-        ),
+        state=Services(
+            settings=settings, cassandra=connection, user_repository=user_repository
+        ).state(),
         lifespan=[cassandra_lifespan],
         dependencies={
             "connection": Provide(provide_connection, sync_to_thread=False),

@@ -9,6 +9,7 @@ from litestar.di import NamedDependency
 
 from cqlstar.aiocassandra import AsyncSession
 from cqlstar.database import CassandraUnavailable
+from cqlstar.services import Services
 from cqlstar.settings import Settings
 from cqlstar.users.page_tokens import PageTokenSigner
 from cqlstar.users.repository import UserRepository
@@ -35,8 +36,7 @@ class UserRepositoryHolder:
 
 
 def provide_user_repository(state: State) -> UserRepository:
-    holder: UserRepositoryHolder = state.user_repository
-    return holder.current
+    return Services.of(state).user_repository.current
 
 
 def provide_page_token_signer(settings: NamedDependency[Settings]) -> PageTokenSigner:

@@ -6,12 +6,12 @@ from litestar.datastructures import State
 
 from cqlstar.aiocassandra import AsyncSession
 from cqlstar.database import CassandraConnection
+from cqlstar.services import Services
 from cqlstar.settings import Settings
 
 
 def provide_connection(state: State) -> CassandraConnection:
-    connection: CassandraConnection = state.cassandra
-    return connection
+    return Services.of(state).cassandra
 
 
 def provide_session(state: State) -> AsyncSession:
@@ -20,5 +20,4 @@ def provide_session(state: State) -> AsyncSession:
 
 
 def provide_settings(state: State) -> Settings:
-    settings: Settings = state.settings
-    return settings
+    return Services.of(state).settings

@@ -15,6 +15,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from cqlstar.app import create_app
+from cqlstar.services import Services
 from cqlstar.settings import Settings
 from cqlstar.telemetry import setup_telemetry
 
@@ -48,7 +49,7 @@ async def traced_client(app_env: dict[str, str]) -> AsyncIterator[AsyncTestClien
         # The test client runs the app on its own thread and event loop: wait for the connection
         # there, from a worker thread so this loop stays free.
         connected = await asyncio.to_thread(
-            client.blocking_portal.call, app.state.cassandra.wait_connected, 60
+            client.blocking_portal.call, Services.of(app.state).cassandra.wait_connected, 60
         )
         assert connected, "Cassandra did not connect"
         yield client

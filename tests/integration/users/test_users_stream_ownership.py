@@ -16,6 +16,7 @@ from litestar import Litestar
 from asgi_client import ScriptedClient, get_scope
 from cqlstar.aiocassandra import AsyncStreamingResultSet
 from cqlstar.app import create_app
+from cqlstar.services import Services
 from cqlstar.settings import Settings
 from cqlstar.users.repository import UserRepository
 
@@ -48,7 +49,9 @@ async def app(app_env: dict[str, str]) -> AsyncIterator[Litestar]:
     if lifespan.done():  # start-up failed: show why
         lifespan.result()
     try:
-        assert await app.state.cassandra.wait_connected(60), "Cassandra did not connect"
+        assert await Services.of(app.state).cassandra.wait_connected(60), (
+            "Cassandra did not connect"
+        )
         yield app
     finally:
         stopping.set()

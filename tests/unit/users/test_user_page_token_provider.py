@@ -7,10 +7,10 @@ import secrets
 
 import pytest
 from litestar import Litestar
-from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.testing import AsyncTestClient
 
+from cqlstar.services import Services
 from cqlstar.settings import Settings
 from cqlstar.users import UserController, dependencies
 from cqlstar.users.dependencies import provide_page_token_signer
@@ -70,7 +70,11 @@ async def test_repeated_requests_share_one_signer_and_tokens_round_trip(
     repository = FakeRepository()
     app = Litestar(
         route_handlers=[UserController],
-        state=State({"settings": settings(), "user_repository": RepositoryHolder(repository)}),
+        state=Services(
+            settings=settings(),
+            cassandra=None,  # type: ignore[arg-type]  # these routes never reach it
+            user_repository=RepositoryHolder(repository),  # type: ignore[arg-type]
+        ).state(),
         dependencies={"settings": Provide(provide_settings, sync_to_thread=False)},
     )
 

@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 from litestar import Litestar
-from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import LitestarException
 
 from asgi_client import ScriptedClient, get_scope
+from cqlstar.services import Services
 from cqlstar.settings import Settings
 from cqlstar.users import UserController
 from cqlstar.users.repository import UserRepository
@@ -86,7 +86,11 @@ def repository() -> FakeRepository:
 def app(repository: FakeRepository) -> Litestar:
     return Litestar(
         route_handlers=[UserController],
-        state=State({"settings": Settings(), "user_repository": RepositoryHolder(repository)}),
+        state=Services(
+            settings=Settings(),
+            cassandra=None,  # type: ignore[arg-type]  # these routes never reach it
+            user_repository=RepositoryHolder(repository),  # type: ignore[arg-type]
+        ).state(),
         dependencies={"settings": Provide(provide_settings, sync_to_thread=False)},
     )
 

@@ -1,0 +1,38 @@
+"""The app's long-lived services: built once by `create_app`, one typed home for all of them.
+
+Dependency providers read what they hand to handlers from here (`Services.of(state)`), so a new
+service is a new typed field rather than another string key in Litestar's `State` that the factory
+and every provider must spell alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from litestar.datastructures import State
+
+if TYPE_CHECKING:
+    # Imported for the annotations only: the domains import this module to read their services,
+    # so a runtime import back into them would be a cycle.
+    from cqlstar.database import CassandraConnection
+    from cqlstar.settings import Settings
+    from cqlstar.users.dependencies import UserRepositoryHolder
+
+_STATE_KEY = "services"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Services:
+    settings: Settings
+    cassandra: CassandraConnection
+    user_repository: UserRepositoryHolder
+
+    def state(self) -> State:
+        """The app's `State`, holding these services under the one key `of` reads."""
+        return State({_STATE_KEY: self})
+
+    @staticmethod
+    def of(state: State) -> Services:
+        services: Services = state[_STATE_KEY]
+        return services
