@@ -31,6 +31,21 @@ cassandra-stop: sync
 cassandra-reset: sync
     uv run --frozen python -m cqlstar.localnode reset
 
+# Start the local three-node cluster (127.0.0.2-4:9042) in the background; returns once it is whole.
+[group("cassandra")]
+cluster: sync
+    uv run --frozen python -m cqlstar.localcluster start
+
+# Stop the local three-node cluster (its data is kept).
+[group("cassandra")]
+cluster-stop: sync
+    uv run --frozen python -m cqlstar.localcluster stop
+
+# Stop the local three-node cluster and delete its data.
+[group("cassandra")]
+cluster-reset: sync
+    uv run --frozen python -m cqlstar.localcluster reset
+
 # Run the whole test suite against real Cassandra (starts the local node if needed).
 [group("check")]
 test *args: sync

@@ -15,6 +15,11 @@ Layout under the cache (``$XDG_CACHE_HOME/cqlstar`` or ``~/.cache/cqlstar``)::
 
     cassandra-<version>/lib/      the jars (downloaded once)
     node/conf/ node/data/ node/logs/ node/cassandra.pid   (node-<port>/ for another CQL port)
+    cluster/node1/ ... cluster/node3/                     (`cqlstar.localcluster`)
+
+`NodeSpec` says what differs between two local nodes (address, ports, folder, heap, seeds, token,
+extra settings); the jars, `cassandra.yaml` template and JVM command are shared, so the single node
+and the three-node cluster cannot drift apart.
 
 Readiness means a CQL query answers, not that the port is open.
 """
@@ -22,7 +27,6 @@ Readiness means a CQL query answers, not that the port is open.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import shutil
 import signal
@@ -30,6 +34,7 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 # The one place the Cassandra release is pinned: the newest 5.0.x that Maven Central serves.
@@ -88,17 +93,17 @@ _POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
 
 # Only what differs from Cassandra's defaults, chosen for a fast start and a small footprint.
 _CASSANDRA_YAML = """\
-cluster_name: cqlstar-local
+cluster_name: {cluster_name}
 num_tokens: 1
-initial_token: 0
+initial_token: {initial_token}
 partitioner: org.apache.cassandra.dht.Murmur3Partitioner
 endpoint_snitch: SimpleSnitch
 seed_provider:
   - class_name: org.apache.cassandra.locator.SimpleSeedProvider
     parameters:
-      - seeds: "127.0.0.1:{storage_port}"
-listen_address: 127.0.0.1
-rpc_address: 127.0.0.1
+      - seeds: "{seeds}"
+listen_address: {address}
+rpc_address: {address}
 storage_port: {storage_port}
 native_transport_port: {cql_port}
 start_native_transport: true
@@ -114,17 +119,21 @@ auto_snapshot: false
 snapshot_on_duplicate_row_detection: false
 incremental_backups: false
 concurrent_compactors: 1
-memtable_heap_space: 128MiB
-memtable_offheap_space: 128MiB
+memtable_heap_space: {memtable}
+memtable_offheap_space: {memtable}
 key_cache_size: 16MiB
-# The API's /slow_query and /long_running_query and generous client budgets need room.
+# Storage-attached indexes are what the service uses for `age`; 5.0 has them on by default.
+sasi_indexes_enabled: false
+materialized_views_enabled: false
+"""
+
+# The single node's request timeouts: the API's /slow_query and /long_running_query and generous
+# client budgets need room.
+_SINGLE_NODE_TIMEOUTS = """\
 read_request_timeout: 15000ms
 range_request_timeout: 20000ms
 write_request_timeout: 5000ms
 request_timeout: 20000ms
-# Storage-attached indexes are what the service uses for `age`; 5.0 has them on by default.
-sasi_indexes_enabled: false
-materialized_views_enabled: false
 """
 
 _LOGBACK = """<configuration scan="false">
@@ -143,18 +152,67 @@ def cache_root() -> Path:
     return Path(base) / "cqlstar"
 
 
-def _node_dir() -> Path:
-    # One folder per CQL port, so a throwaway second node (the outage test's) never touches the
-    # data of the node everyone shares.
-    return cache_root() / ("node" if CQL_PORT == 9042 else f"node-{CQL_PORT}")
-
-
 def _lib_dir() -> Path:
     return cache_root() / f"cassandra-{CASSANDRA_VERSION}" / "lib"
 
 
 def _log(message: str) -> None:
     print(f"[cassandra] {message}", file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """Where one local node lives and listens: everything that differs between two local nodes.
+
+    The single node and each node of the local cluster (`cqlstar.localcluster`) are started from
+    the same jars, `cassandra.yaml` template and JVM command; only these fields differ.
+    """
+
+    directory: Path
+    address: str = "127.0.0.1"
+    cql_port: int = 9042
+    storage_port: int = 7000
+    jmx_port: int = 7199
+    heap: str = "1G"
+    cluster_name: str = "cqlstar-local"
+    seeds: tuple[str, ...] = ("127.0.0.1",)
+    initial_token: int = 0
+    memtable: str = "128MiB"
+    # Appended to cassandra.yaml (keys that the template does not set).
+    extra_yaml: str = ""
+    # JVM system properties (`-D...`) beyond the ones every node gets.
+    extra_jvm_flags: tuple[str, ...] = ()
+
+    @property
+    def pid_file(self) -> Path:
+        return self.directory / "cassandra.pid"
+
+    @property
+    def where(self) -> str:
+        return f"{self.address}:{self.cql_port}"
+
+
+def single_node() -> NodeSpec:
+    """The shared development node (or a throwaway one on another CQL port, see CQLSTAR_NODE_PORT).
+
+    One folder per CQL port, so a throwaway second node (the outage test's) never touches the data
+    of the node everyone shares.
+    """
+    directory = cache_root() / ("node" if CQL_PORT == 9042 else f"node-{CQL_PORT}")
+    return NodeSpec(
+        directory=directory,
+        cql_port=CQL_PORT,
+        storage_port=STORAGE_PORT,
+        jmx_port=JMX_PORT,
+        heap=HEAP,
+        seeds=(f"127.0.0.1:{STORAGE_PORT}",),
+        extra_yaml=_SINGLE_NODE_TIMEOUTS,
+        # Start fast: a single node has no peers to wait for.
+        extra_jvm_flags=(
+            "-Dcassandra.skip_wait_for_gossip_to_settle=0",
+            "-Dcassandra.ring_delay_ms=0",
+        ),
+    )
 
 
 def find_java17() -> str:
@@ -218,24 +276,32 @@ def ensure_jars() -> Path:
     return lib
 
 
-def _write_config(node: Path) -> Path:
-    conf = node / "conf"
+def _write_config(spec: NodeSpec) -> Path:
+    conf = spec.directory / "conf"
     conf.mkdir(parents=True, exist_ok=True)
-    (node / "logs").mkdir(exist_ok=True)
-    (conf / "cassandra.yaml").write_text(
-        _CASSANDRA_YAML.format(data=node / "data", cql_port=CQL_PORT, storage_port=STORAGE_PORT)
+    (spec.directory / "logs").mkdir(exist_ok=True)
+    yaml = _CASSANDRA_YAML.format(
+        cluster_name=spec.cluster_name,
+        initial_token=spec.initial_token,
+        seeds=",".join(spec.seeds),
+        address=spec.address,
+        data=spec.directory / "data",
+        cql_port=spec.cql_port,
+        storage_port=spec.storage_port,
+        memtable=spec.memtable,
     )
-    (conf / "logback.xml").write_text(_LOGBACK.format(logs=node / "logs"))
+    (conf / "cassandra.yaml").write_text(yaml + spec.extra_yaml)
+    (conf / "logback.xml").write_text(_LOGBACK.format(logs=spec.directory / "logs"))
     return conf
 
 
-def _java_command(java: str, lib: Path, conf: Path) -> list[str]:
+def _java_command(java: str, lib: Path, conf: Path, spec: NodeSpec) -> list[str]:
     jars = sorted(str(p) for p in lib.glob("*.jar"))
     jamm = next(j for j in jars if Path(j).name.startswith("jamm-"))
     return [
         java,
-        f"-Xms{HEAP}",
-        f"-Xmx{HEAP}",
+        f"-Xms{spec.heap}",
+        f"-Xmx{spec.heap}",
         "-Xss512k",
         "-XX:+UseG1GC",
         "-XX:+ParallelRefProcEnabled",
@@ -246,15 +312,14 @@ def _java_command(java: str, lib: Path, conf: Path) -> list[str]:
         "-Djdk.attach.allowAttachSelf=true",
         f"-javaagent:{jamm}",
         *_JDK17_MODULE_FLAGS,
-        # Start fast: a single node has no peers to wait for.
-        "-Dcassandra.skip_wait_for_gossip_to_settle=0",
-        "-Dcassandra.ring_delay_ms=0",
         "-Dcassandra.load_ring_state=false",
-        f"-Dcassandra.jmx.local.port={JMX_PORT}",
+        *spec.extra_jvm_flags,
+        # JMX listens on 127.0.0.1 whatever the node's address: each local node needs its own port.
+        f"-Dcassandra.jmx.local.port={spec.jmx_port}",
         f"-Dcassandra.config=file://{conf / 'cassandra.yaml'}",
         f"-Dlogback.configurationFile=file://{conf / 'logback.xml'}",
-        f"-Dcassandra.logdir={conf.parent / 'logs'}",
-        f"-Dcassandra.storagedir={conf.parent / 'data'}",
+        f"-Dcassandra.logdir={spec.directory / 'logs'}",
+        f"-Dcassandra.storagedir={spec.directory / 'data'}",
         "-cp",
         os.pathsep.join([str(conf), *jars]),
         "org.apache.cassandra.service.CassandraDaemon",
@@ -262,23 +327,22 @@ def _java_command(java: str, lib: Path, conf: Path) -> list[str]:
     ]
 
 
-def _pid_file() -> Path:
-    return _node_dir() / "cassandra.pid"
-
-
-def running_pid() -> int | None:
+def node_pid(spec: NodeSpec) -> int | None:
+    """The pid of the spec's node if its process is alive (running or frozen), else None."""
     try:
-        pid = int(_pid_file().read_text())
+        pid = int(spec.pid_file.read_text())
         os.kill(pid, 0)
     except (OSError, ValueError):
         return None
     return pid
 
 
+def running_pid() -> int | None:
+    return node_pid(single_node())
+
+
 def cql_answers(host: str = "127.0.0.1", port: int = CQL_PORT, timeout: float = 5.0) -> str | None:
-    """The release version if a CQL query succeeds, else None."""
-    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=1):
-        pass
+    """The release version if a CQL query to this very node succeeds, else None."""
     try:
         from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
         from cassandra.policies import WhiteListRoundRobinPolicy
@@ -306,54 +370,67 @@ def cql_answers(host: str = "127.0.0.1", port: int = CQL_PORT, timeout: float = 
         cluster.shutdown()
 
 
-def _port_open(port: int) -> bool:
+def port_open(host: str, port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
+        return sock.connect_ex((host, port)) == 0
+
+
+def launch(spec: NodeSpec) -> int:
+    """Start the spec's node in the background unless its process is alive; return its pid."""
+    pid = node_pid(spec)
+    if pid is not None:
+        return pid
+    java = find_java17()
+    lib = ensure_jars()
+    conf = _write_config(spec)
+    log_path = spec.directory / "logs" / "stdout.log"
+    with log_path.open("ab") as out:
+        proc = subprocess.Popen(
+            _java_command(java, lib, conf, spec),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=spec.directory,
+        )
+    spec.pid_file.write_text(str(proc.pid))
+    _log(
+        f"started Cassandra {CASSANDRA_VERSION} on {spec.where} (pid {proc.pid}); "
+        f"data in {spec.directory / 'data'}"
+    )
+    return proc.pid
 
 
 def start() -> str:
-    """Start the node in the background unless it already answers; return its release version."""
-    version = cql_answers() if _port_open(CQL_PORT) else None
+    """Start the single node in the background unless it already answers; return its version."""
+    spec = single_node()
+    version = (
+        cql_answers(spec.address, spec.cql_port) if port_open(spec.address, spec.cql_port) else None
+    )
     if version:
-        _log(f"Cassandra {version} already answers on 127.0.0.1:{CQL_PORT}")
+        _log(f"Cassandra {version} already answers on {spec.where}")
         return version
-    pid = running_pid()
-    if pid is None:
-        java = find_java17()
-        lib = ensure_jars()
-        node = _node_dir()
-        conf = _write_config(node)
-        log_path = node / "logs" / "stdout.log"
-        with log_path.open("ab") as out:
-            proc = subprocess.Popen(
-                _java_command(java, lib, conf),
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-                cwd=node,
-            )
-        _pid_file().write_text(str(proc.pid))
-        pid = proc.pid
-        _log(f"started Cassandra {CASSANDRA_VERSION} (pid {pid}); data in {node / 'data'}")
-    return _wait_ready(pid)
+    return wait_ready(spec, launch(spec))
 
 
-def _wait_ready(pid: int) -> str:
-    deadline = time.monotonic() + START_TIMEOUT_S
+def wait_ready(spec: NodeSpec, pid: int, timeout: float = START_TIMEOUT_S) -> str:
+    """Wait until the node answers CQL; on failure, print its log's tail and exit."""
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not _alive(pid):
-            _fail("the Cassandra process exited during start-up")
-        if _port_open(CQL_PORT) and (version := cql_answers()):
-            _log(f"Cassandra {version} answers CQL on 127.0.0.1:{CQL_PORT}")
+        if not alive(pid):
+            _fail(spec, f"the Cassandra process on {spec.where} exited during start-up")
+        if port_open(spec.address, spec.cql_port) and (
+            version := cql_answers(spec.address, spec.cql_port)
+        ):
+            _log(f"Cassandra {version} answers CQL on {spec.where}")
             return version
         time.sleep(1)
-    _fail(f"Cassandra did not answer CQL within {START_TIMEOUT_S:.0f}s")
+    _fail(spec, f"Cassandra on {spec.where} did not answer CQL within {timeout:.0f}s")
     raise AssertionError("unreachable")
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     try:
         waited, _ = os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:  # not our child: probe it instead
@@ -365,8 +442,8 @@ def _alive(pid: int) -> bool:
     return waited == 0
 
 
-def _fail(reason: str) -> None:
-    logs = _node_dir() / "logs"
+def _fail(spec: NodeSpec, reason: str) -> None:
+    logs = spec.directory / "logs"
     tail: list[str] = []
     for name in ("system.log", "stdout.log"):
         path = logs / name
@@ -377,30 +454,42 @@ def _fail(reason: str) -> None:
             ]
     print("\n".join(tail), file=sys.stderr)
     raise SystemExit(
-        f"{reason}.\nWhat to do: read the log above; check that port {CQL_PORT} is free "
-        f"(`ss -ltnp | grep {CQL_PORT}`), that a JDK 17 is installed, and that the disk has room. "
-        f"`just cassandra-reset` wipes the local node's data and starts over."
+        f"{reason}.\nWhat to do: read the log above; check that {spec.where} is free "
+        f"(`ss -ltnp | grep {spec.cql_port}`), that a JDK 17 is installed, and that the disk has "
+        "room. `just cassandra-reset` (or `just cluster-reset`) wipes the data and starts over."
     )
 
 
-def stop() -> None:
-    pid = running_pid()
+def stop_node(spec: NodeSpec, grace_s: float = 60.0) -> None:
+    """SIGTERM (SIGKILL after `grace_s`); a frozen node is thawed first so it can exit cleanly."""
+    pid = node_pid(spec)
     if pid is None:
+        spec.pid_file.unlink(missing_ok=True)
+        return
+    os.kill(pid, signal.SIGCONT)
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline and alive(pid):
+        time.sleep(0.5)
+    if alive(pid):
+        os.kill(pid, signal.SIGKILL)
+        while alive(pid):
+            time.sleep(0.1)
+    spec.pid_file.unlink(missing_ok=True)
+    _log(f"stopped Cassandra on {spec.where} (pid {pid})")
+
+
+def stop() -> None:
+    spec = single_node()
+    if node_pid(spec) is None:
         _log("no local Cassandra is running")
         return
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and _alive(pid):
-        time.sleep(0.5)
-    if _alive(pid):
-        os.kill(pid, signal.SIGKILL)
-    _pid_file().unlink(missing_ok=True)
-    _log(f"stopped Cassandra (pid {pid})")
+    stop_node(spec)
 
 
 def reset() -> None:
     stop()
-    shutil.rmtree(_node_dir(), ignore_errors=True)
+    shutil.rmtree(single_node().directory, ignore_errors=True)
     _log("local node data removed")
 
 
@@ -417,7 +506,7 @@ def main(argv: list[str] | None = None) -> None:
     elif action == "fetch":
         ensure_jars()
     else:
-        version = cql_answers() if _port_open(CQL_PORT) else None
+        version = cql_answers() if port_open("127.0.0.1", CQL_PORT) else None
         print(f"answering: Cassandra {version}" if version else "not answering")
         sys.exit(0 if version else 1)
 
