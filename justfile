@@ -11,10 +11,17 @@ default:
 sync:
     uv sync --frozen
 
-# Start Cassandra if needed, then serve the API: `python -m cqlstar` on HOST:PORT (args: e.g. --workers 2).
+# Start Cassandra (and Keycloak) if needed, then serve the API: `python -m cqlstar` on HOST:PORT (args: e.g. --workers 2).
 [group("run")]
 serve *args: sync _ensure-cassandra
-    uv run --frozen python -m cqlstar {{args}}
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if [ "${CQLSTAR_AUTH:-oidc}" = "oidc" ] && [ -z "${OIDC_ISSUER:-}" ]; then
+        OIDC_ISSUER="$(uv run --frozen python -m cqlstar.identity.localkeycloak start)"
+        export OIDC_ISSUER
+        echo "[keycloak] OIDC_ISSUER=${OIDC_ISSUER} (development realm: see README, Identity)" >&2
+    fi
+    exec uv run --frozen python -m cqlstar {{args}}
 
 # Start the local Cassandra node in the background; returns once CQL answers (idempotent).
 [group("cassandra")]
@@ -45,6 +52,16 @@ cluster-stop: sync
 [group("cassandra")]
 cluster-reset: sync
     uv run --frozen python -m cqlstar.localcluster reset
+
+# Start the local Keycloak (realm from deploy/keycloak/cqlstar-realm.json); returns once it answers (idempotent).
+[group("keycloak")]
+keycloak: sync
+    uv run --frozen python -m cqlstar.identity.localkeycloak start
+
+# Stop the local Keycloak (its database is in memory: nothing to reset).
+[group("keycloak")]
+keycloak-stop: sync
+    uv run --frozen python -m cqlstar.identity.localkeycloak stop
 
 # Run the whole test suite against real Cassandra (starts the local node if needed).
 [group("check")]

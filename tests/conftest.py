@@ -76,6 +76,29 @@ def cassandra() -> Iterator[CassandraTarget]:
     yield CassandraTarget(("127.0.0.1",), localnode.CQL_PORT, "local node")
 
 
+@dataclass(frozen=True)
+class KeycloakTarget:
+    """The identity provider of this run: the project's local Keycloak and its development realm."""
+
+    issuer: str
+    base_url: str
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"CQLSTAR_AUTH": "oidc", "OIDC_ISSUER": self.issuer}
+
+
+@pytest.fixture(scope="session")
+def keycloak() -> KeycloakTarget:
+    """One Keycloak per run, shared by every suite: started if it does not answer, and left running
+    for the next run like the Cassandra node (it takes 20 to 50 s to start)."""
+    from cqlstar.identity import localkeycloak
+
+    issuer = localkeycloak.start()
+    print(f"\n[keycloak] using the local Keycloak, issuer {issuer}")
+    return KeycloakTarget(issuer=issuer, base_url=localkeycloak.BASE_URL)
+
+
 @pytest.fixture(scope="session")
 def keyspace(cassandra: CassandraTarget) -> Iterator[str]:
     """A keyspace of this run's own, dropped at the end: runs never see each other's data."""
