@@ -1,9 +1,28 @@
 """Every CQL statement the Users resource runs, prepared once per Cassandra connection.
 
 `UserRepository.prepare` runs from the connection's `on_connect` hook, so handlers never prepare
-anything on the request path. Each statement is marked idempotent only when a driver retry cannot
-change the outcome: the conditional update (`IF EXISTS`, a lightweight transaction) is the one that is
-not, because a retry after a timeout could apply it twice or report a misleading `[applied]`.
+anything on the request path.
+
+**Every write to a users row is a lightweight transaction** (`INSERT ... IF NOT EXISTS`,
+`UPDATE ... IF created_at != null`, `DELETE ... IF EXISTS`), so Paxos serializes all of them per
+user. Mixing them with plain writes is what once brought deleted users back: a conditional update
+checks its condition in Paxos' read phase and commits later, with a timestamp taken from its ballot;
+a plain DELETE is not part of that protocol, so it could land between the check and the commit with
+an older timestamp than the commit's, and the update's cells then outlived the delete's tombstone (a
+row with `name`/`age`/`updated_at` and no `created_at`). When every write is a Paxos round, a delete
+either comes before the update's check (the update then does not apply) or after its commit, with a
+later ballot and so a later timestamp. It also keeps plain writes' client-side timestamps, taken on
+another machine's clock, out of the ordering altogether. The cost is Paxos' round trips on every
+write (README, Performance).
+
+A user exists when its row has `created_at`: only the insert writes it, together with every other
+column. Reads skip a row without the required columns (an old remnant of the bug above, or a row
+written around the service) and log its id once, rather than failing a list or stream for every
+client; `GET` answers 404 for it, updates do not apply to it, and `DELETE` removes it.
+
+Each statement is marked idempotent only when a driver retry cannot change the outcome. The
+conditional update is not (a retry after a timeout could report a misleading `[applied]`); the
+insert is, because its new id can only collide with its own first attempt, which `create` recognises.
 
 Every call passes the request's remaining time budget as the driver timeout (`cqlstar.web.deadline`),
 so no query outlives the request that asked for it.
@@ -11,8 +30,10 @@ so no query outlives the request that asked for it.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from operator import itemgetter
 from typing import Any
 
@@ -31,12 +52,17 @@ from cqlstar.users.schemas import (
 )
 from cqlstar.web import deadline
 
+log = logging.getLogger(__name__)
+
 # The driver's own default; a request with an X-Request-Timeout budget gets the smaller of the two.
 QUERY_TIMEOUT_S = 10.0
 
-_INSERT = (
+_INSERT_COLUMNS = (
     "INSERT INTO users (id, name, email, age, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)"
 )
+_INSERT_IF_NOT_EXISTS = f"{_INSERT_COLUMNS} IF NOT EXISTS"
+# Only for the logged batch of `create_many`, where Cassandra allows no condition across partitions.
+_INSERT = _INSERT_COLUMNS
 # Every SELECT returns the same columns, in `User`'s field order, so a row becomes a User
 # positionally, and in the cheapest shape for the driver to decode. The id comes as text: Cassandra
 # prints a UUID for next to nothing, where the driver would build a uuid.UUID per row (a Python
@@ -53,20 +79,23 @@ _USER_COLUMNS = (
 # Public: the benchmark's ceilings issue this very statement, so they decode what the service does.
 SELECT_USER_BY_ID = f"SELECT {_USER_COLUMNS} FROM users WHERE id = ?"
 # Columns bound to UNSET_VALUE are left untouched, so one statement serves every partial update and
-# concurrent updates of different fields do not overwrite each other. IF EXISTS makes it a
-# compare-and-set: a user deleted meanwhile is never brought back as a partial row.
+# concurrent updates of different fields do not overwrite each other. The condition makes it a
+# compare-and-set on the user existing (`created_at` is set by the insert alone, see the module
+# docs), so neither a deleted user nor a remnant row missing its columns is ever written to.
 _UPDATE_IF_EXISTS = (
-    "UPDATE users SET name = ?, email = ?, age = ?, updated_at = ? WHERE id = ? IF EXISTS"
+    "UPDATE users SET name = ?, email = ?, age = ?, updated_at = ? WHERE id = ? "
+    "IF created_at != null"
 )
-_DELETE = "DELETE FROM users WHERE id = ?"
+_DELETE_IF_EXISTS = "DELETE FROM users WHERE id = ? IF EXISTS"
 _SELECT_ALL = f"SELECT {_USER_COLUMNS} FROM users"
 _SELECT_ALL_LIMITED = f"SELECT {_USER_COLUMNS} FROM users LIMIT ?"
 # `age >= ?` is answered by the storage-attached index on `age` (no ALLOW FILTERING scan).
 _SELECT_MIN_AGE = f"SELECT {_USER_COLUMNS} FROM users WHERE age >= ?"
 _SELECT_MIN_AGE_LIMITED = f"SELECT {_USER_COLUMNS} FROM users WHERE age >= ? LIMIT ?"
 
-# A lightweight transaction commits at a quorum; reading the result back at a quorum as well is what
-# guarantees the response shows the update that was just applied on a multi-replica cluster.
+# A lightweight transaction's condition is checked at a serial quorum, and its commit is written at
+# the statement's consistency: a quorum too, so that a later read at a quorum (the update's read-back)
+# sees it on a multi-replica cluster.
 _READ_YOUR_WRITE = ConsistencyLevel.LOCAL_QUORUM
 
 
@@ -74,9 +103,13 @@ _READ_YOUR_WRITE = ConsistencyLevel.LOCAL_QUORUM
 _ID, _NAME, _EMAIL, _AGE, _CREATED_AT, _UPDATED_AT = (itemgetter(i) for i in range(6))
 
 
-def user_from_row(row: Sequence[Any]) -> User:
-    """Build the response struct straight from a selected row (no dict on the way)."""
+def user_from_row(row: Sequence[Any]) -> User | None:
+    """Build the response struct straight from a selected row (no dict on the way); None for a row
+    that is not a whole user (see the module docs)."""
     user_id, name, email, age, created_at, updated_at = row
+    if None in row:
+        _report_incomplete([row])
+        return None
     return User(
         user_id, name, email, age, format_timestamp(created_at), format_timestamp(updated_at)
     )
@@ -91,7 +124,20 @@ def users_from_rows(rows: Sequence[Sequence[Any]]) -> list[User]:
     transpose allocates an iterator per row, and such allocations are what wakes the garbage
     collector, which then promotes the page's rows towards the expensive full collections (fewer
     gen-2 collections per stream with the getters; Users themselves are not tracked: `gc=False`).
+
+    Rows without the required columns are left out (see the module docs). Looking for them costs a
+    scan of three columns in C, and a missing timestamp stops the formatting with a TypeError; only
+    a page that has such a row pays for a row-by-row filter.
     """
+    if None in map(_NAME, rows) or None in map(_EMAIL, rows) or None in map(_AGE, rows):
+        return _users_from_complete_rows(_complete_rows(rows))
+    try:
+        return _users_from_complete_rows(rows)
+    except TypeError:
+        return _users_from_complete_rows(_complete_rows(rows))
+
+
+def _users_from_complete_rows(rows: Sequence[Sequence[Any]]) -> list[User]:
     return list(
         map(
             User,
@@ -102,6 +148,30 @@ def users_from_rows(rows: Sequence[Sequence[Any]]) -> list[User]:
             format_timestamps(map(_CREATED_AT, rows)),
             format_timestamps(map(_UPDATED_AT, rows)),
         )
+    )
+
+
+def _complete_rows(rows: Sequence[Sequence[Any]]) -> list[Sequence[Any]]:
+    complete = [row for row in rows if None not in row]
+    if len(complete) < len(rows):
+        _report_incomplete([row for row in rows if None in row])
+    return complete
+
+
+# Ids of incomplete rows already logged by this process: a remnant is met by every list and stream
+# that passes it, and one line per id says what an operator needs. Bounded, like any cache here.
+_reported_incomplete: set[str] = set()
+_MAX_REPORTED = 10_000
+
+
+def _report_incomplete(rows: Sequence[Sequence[Any]]) -> None:
+    new = [str(row[0]) for row in rows if row[0] not in _reported_incomplete]
+    if not new or len(_reported_incomplete) >= _MAX_REPORTED:
+        return
+    _reported_incomplete.update(new)
+    log.warning(
+        "users rows without their required columns are skipped by reads (DELETE removes them)",
+        extra={"user_ids": new[:20], "count": len(new)},
     )
 
 
@@ -117,10 +187,11 @@ class UserRepository:
 
     def __init__(self, session: AsyncSession, statements: dict[str, Any]) -> None:
         self._session = session
+        self._insert_if_not_exists = statements["insert_if_not_exists"]
         self._insert = statements["insert"]
         self._select_by_id = statements["select_by_id"]
         self._update_if_exists = statements["update_if_exists"]
-        self._delete = statements["delete"]
+        self._delete_if_exists = statements["delete_if_exists"]
         self._select_all = statements["select_all"]
         self._select_min_age = statements["select_min_age"]
         self._select_all_limited = statements["select_all_limited"]
@@ -129,12 +200,14 @@ class UserRepository:
     @classmethod
     async def prepare(cls, session: AsyncSession) -> UserRepository:
         """Prepare every statement on `session`; run once per connection."""
-        # (name, CQL, idempotent): a new uuid makes the insert safe to retry; reads and deletes are.
+        # (name, CQL, idempotent): a new uuid makes the inserts safe to retry (see `create`); reads
+        # are, and so is a delete (a second attempt finds nothing and leaves nothing).
         specs = (
+            ("insert_if_not_exists", _INSERT_IF_NOT_EXISTS, True),
             ("insert", _INSERT, True),
             ("select_by_id", SELECT_USER_BY_ID, True),
             ("update_if_exists", _UPDATE_IF_EXISTS, False),
-            ("delete", _DELETE, True),
+            ("delete_if_exists", _DELETE_IF_EXISTS, True),
             ("select_all", _SELECT_ALL, True),
             ("select_min_age", _SELECT_MIN_AGE, True),
             ("select_all_limited", _SELECT_ALL_LIMITED, True),
@@ -149,11 +222,17 @@ class UserRepository:
     async def create(self, new_user: UserCreate) -> User:
         now = utc_now_ms()
         user_id = uuid.uuid4()
-        await self._session.execute(
-            self._insert,
-            (user_id, new_user.name, new_user.email, new_user.age, now, now),
+        values = (user_id, new_user.name, new_user.email, new_user.age, now, now)
+        result = await self._session.execute(
+            self._insert_if_not_exists,
+            values,
             timeout=deadline.remaining(QUERY_TIMEOUT_S),
+            consistency=_READ_YOUR_WRITE,
         )
+        # Not applied: the id is taken. A random UUID only meets itself, when the driver sent the
+        # insert again after the first attempt was applied; anything else is refused loudly.
+        if not result.was_applied and not _is_row_of(result.one(), values):
+            raise RuntimeError("a new user's id is already taken")
         stamp = format_timestamp(now)
         return User(str(user_id), new_user.name, new_user.email, new_user.age, stamp, stamp)
 
@@ -207,8 +286,12 @@ class UserRepository:
         return await self.get(user_id, consistency=_READ_YOUR_WRITE)
 
     async def delete(self, user_id: uuid.UUID) -> None:
+        """Remove the user; deleting one that does not exist is not an error (and writes nothing)."""
         await self._session.execute(
-            self._delete, (user_id,), timeout=deadline.remaining(QUERY_TIMEOUT_S)
+            self._delete_if_exists,
+            (user_id,),
+            timeout=deadline.remaining(QUERY_TIMEOUT_S),
+            consistency=_READ_YOUR_WRITE,
         )
 
     async def list_users(self, limit: int) -> list[User]:
@@ -259,6 +342,22 @@ class UserRepository:
         # current_rows only: iterating the result would fetch the following pages too.
         users = users_from_rows(result.current_rows)
         return Page(users, result.paging_state if result.has_more_pages else None)
+
+
+_EPOCH = datetime(1970, 1, 1)
+_ONE_MS = timedelta(milliseconds=1)
+
+
+def _is_row_of(existing: Any, values: tuple[Any, ...]) -> bool:
+    """Whether the row a failed `INSERT ... IF NOT EXISTS` found is the one it meant to write."""
+    user_id, name, email, age, created_at, _ = values
+    stored_at = existing.created_at
+    return (
+        existing.id == user_id
+        and (existing.name, existing.email, existing.age) == (name, email, age)
+        and stored_at is not None
+        and (stored_at - _EPOCH) // _ONE_MS == created_at
+    )
 
 
 def _bound(value: object) -> object:

@@ -56,18 +56,21 @@ async def json_document(
     async with stream:
         yield _DOCUMENT_OPEN
         async for rows in stream.pages():
-            if not rows:  # the layer skips empty pages; an empty one here would break the splice
+            users = users_from_rows(rows)
+            # The layer skips empty pages, but reads leave out incomplete rows, which can empty
+            # one; an empty page here would break the splice.
+            if not users:
                 continue
             # Encode the page as one JSON array, "[u1,u2,...]", then splice it into the open array:
             # drop the closing bracket, and turn the opening one into the separator from the previous
             # page (or drop it on the first page).
-            _encoder.encode_into(users_from_rows(rows), buffer)
+            _encoder.encode_into(users, buffer)
             del buffer[-1]
             if total_returned:
                 buffer[0] = _COMMA
             else:
                 del buffer[0]
-            total_returned += len(rows)
+            total_returned += len(users)
             yield bytes(buffer)
     metadata = StreamMetadata(
         total_returned=total_returned, pages_fetched=stream.page_number, fetch_size=fetch_size
