@@ -115,7 +115,14 @@ def keyspace(cassandra: CassandraTarget) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def app_env(cassandra: CassandraTarget, keyspace: str) -> dict[str, str]:
-    return {**cassandra.env, "CASSANDRA_KEYSPACE": keyspace, "LOG_LEVEL": "WARNING"}
+    # Suites about other things run with authentication off; tests/integration/identity serves
+    # the app with it on, against the real Keycloak (`keycloak` fixture, `KeycloakTarget.env`).
+    return {
+        **cassandra.env,
+        "CASSANDRA_KEYSPACE": keyspace,
+        "LOG_LEVEL": "WARNING",
+        "CQLSTAR_AUTH": "disabled",
+    }
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
@@ -19,6 +19,9 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from cqlstar import __version__
 from cqlstar.database import CassandraConnection
 from cqlstar.diagnostics import DIAGNOSTICS_CONTROLLERS, prepare_diagnostics
+from cqlstar.identity.guards import SECURITY_COMPONENTS, document_access
+from cqlstar.identity.middleware import OPEN_ROUTE
+from cqlstar.identity.setup import IDENTITY_ROUTE_HANDLERS, build_identity, warn_auth_disabled
 from cqlstar.services import Services
 from cqlstar.settings import Settings
 from cqlstar.system.controller import SystemController
@@ -53,6 +56,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     connection = CassandraConnection(
         settings, on_connect=[prepare_diagnostics, user_repository.prepare]
     )
+    identity = build_identity(settings)
 
     @asynccontextmanager
     async def cassandra_lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -69,28 +73,41 @@ def create_app(settings: Settings | None = None) -> Litestar:
             UserController,
             *DIAGNOSTICS_CONTROLLERS,
             MetricsController,
+            *(IDENTITY_ROUTE_HANDLERS if identity else ()),
         ],
         state=Services(
-            settings=settings, cassandra=connection, user_repository=user_repository
+            settings=settings,
+            cassandra=connection,
+            user_repository=user_repository,
+            identity=identity.verifier if identity else None,
+            identity_provider=identity.provider if identity else None,
         ).state(),
-        lifespan=[cassandra_lifespan],
+        lifespan=[cassandra_lifespan, identity.lifespan if identity else warn_auth_disabled],
         dependencies={
             "connection": Provide(provide_connection, sync_to_thread=False),
             "session": Provide(provide_session, sync_to_thread=False),
             "settings": Provide(provide_settings, sync_to_thread=False),
         },
-        middleware=[RequestBudgetMiddleware],
+        # Authentication first: a request without a valid token does nothing else.
+        middleware=[*([identity.middleware()] if identity else []), RequestBudgetMiddleware],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=MAX_BODY_BYTES,
         openapi_config=OpenAPIConfig(
             title="cqlstar",
             version=__version__,
             path="/docs",
+            # The docs are open: the UI logs in through POST /login, then calls protected routes.
+            openapi_router=Router(
+                "/docs", route_handlers=[], include_in_schema=False, opt=OPEN_ROUTE
+            ),
+            components=SECURITY_COMPONENTS if identity else [],
             render_plugins=[SwaggerRenderPlugin(path="/")],
             use_handler_docstrings=True,  # a handler's docstring is its operation's description
         ),
         plugins=[telemetry],
         debug=False,
     )
+    if identity:
+        document_access(app)
     # Around routing, so requests for unknown routes and wrong methods are traced too.
     return telemetry.instrument(app)

@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     # Imported for the annotations only: the domains import this module to read their services,
     # so a runtime import back into them would be a cycle.
     from cqlstar.database import CassandraConnection
+    from cqlstar.identity.issuer import IssuerClient
+    from cqlstar.identity.tokens import TokenVerifier
     from cqlstar.settings import Settings
     from cqlstar.users.dependencies import UserRepositoryHolder
 
@@ -27,6 +29,10 @@ class Services:
     settings: Settings
     cassandra: CassandraConnection
     user_repository: UserRepositoryHolder
+    # Token checks (`identity.verify(token) -> Principal`) and the issuer's grants; both None when
+    # CQLSTAR_AUTH=disabled.
+    identity: TokenVerifier | None = None
+    identity_provider: IssuerClient | None = None
 
     def state(self) -> State:
         """The app's `State`, holding these services under the one key `of` reads."""

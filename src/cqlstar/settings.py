@@ -13,6 +13,8 @@ import os
 import re
 import secrets
 from collections.abc import Mapping
+from typing import Literal
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -41,6 +43,20 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # POST /shutdown stops the process: off unless an operator turns it on.
     shutdown_endpoint_enabled: bool = False
     log_level: str = "INFO"
+    # Identity (cqlstar.identity): `oidc` checks a bearer token on every route but the open ones;
+    # `disabled` serves every route to anyone and says so at start and in /health.
+    auth: Literal["oidc", "disabled"] = "oidc"
+    oidc_issuer: str | None = None
+    oidc_client_id: str = "cqlstar-api"
+    oidc_client_secret: str | None = None
+    # The `aud` a token must carry; None means the client id.
+    oidc_audience: str | None = None
+    # Where the roles are in a token: a dotted path into its claims.
+    oidc_roles_claim: str = "realm_access.roles"
+
+    @property
+    def audience(self) -> str:
+        return self.oidc_audience or self.oidc_client_id
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -79,7 +95,42 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             if level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
                 raise SettingsError(f"LOG_LEVEL={level!r}: expected DEBUG, INFO, WARNING or ERROR")
             values["log_level"] = level.upper()
+        values.update(_identity(env))
         return cls(**values)  # type: ignore[arg-type]
+
+
+def _identity(env: Mapping[str, str]) -> dict[str, object]:
+    """The `CQLSTAR_AUTH` and `OIDC_*` variables. Fails closed: `oidc` (the default) without an
+    issuer is an error, never an open service."""
+    values: dict[str, object] = {}
+    auth = env.get("CQLSTAR_AUTH", "oidc").strip().lower() or "oidc"
+    if auth not in {"oidc", "disabled"}:
+        raise SettingsError(f"CQLSTAR_AUTH={env['CQLSTAR_AUTH']!r}: expected oidc or disabled")
+    values["auth"] = auth
+    if issuer := env.get("OIDC_ISSUER", "").strip():
+        parts = urlsplit(issuer)
+        if parts.scheme not in {"http", "https"} or not parts.netloc:
+            raise SettingsError(
+                f"OIDC_ISSUER={issuer!r}: expected the issuer's URL, e.g. "
+                "http://127.0.0.1:8180/realms/cqlstar"
+            )
+        values["oidc_issuer"] = issuer
+    elif auth == "oidc":
+        raise SettingsError(
+            "OIDC_ISSUER is not set: authentication is on (CQLSTAR_AUTH=oidc, the default), so "
+            "name the OpenID Connect issuer (`just serve` starts a local Keycloak and sets it), or "
+            "set CQLSTAR_AUTH=disabled to run with every route open"
+        )
+    for name in ("OIDC_CLIENT_ID", "OIDC_CLIENT_SECRET", "OIDC_AUDIENCE"):
+        if value := env.get(name, "").strip():
+            values[name.lower()] = value
+    if roles_claim := env.get("OIDC_ROLES_CLAIM", "").strip():
+        if not all(roles_claim.split(".")):
+            raise SettingsError(
+                f"OIDC_ROLES_CLAIM={roles_claim!r}: expected a dotted path such as realm_access.roles"
+            )
+        values["oidc_roles_claim"] = roles_claim
+    return values
 
 
 def _port(env: Mapping[str, str], name: str) -> int:

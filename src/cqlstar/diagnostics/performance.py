@@ -22,6 +22,7 @@ from litestar.params import Parameter
 from cqlstar.aiocassandra import AsyncSession
 from cqlstar.diagnostics.schemas import PerformanceReport, data_route_errors
 from cqlstar.diagnostics.scratch import PERFORMANCE_READ, query_timeout
+from cqlstar.identity import Role, requires
 
 DEFAULT_REQUESTS = 100
 MAX_REQUESTS = 1000
@@ -39,6 +40,7 @@ RequestCount = Annotated[
 class PerformanceController(Controller):
     path = "/performance"
     tags = ["diagnostics"]
+    guards = [requires(Role.ADMIN)]
 
     @get(
         "/async",

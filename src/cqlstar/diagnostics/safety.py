@@ -31,6 +31,7 @@ from cqlstar.diagnostics.schemas import (
     data_route_errors,
 )
 from cqlstar.diagnostics.scratch import ScratchRun, query_timeout
+from cqlstar.identity import Role, requires
 from cqlstar.settings import Settings
 
 # Never created by anything: the query that must fail with InvalidRequest.
@@ -75,6 +76,7 @@ async def _count_rows(stream: AsyncStreamingResultSet) -> int:
 class ContextManagerSafetyController(Controller):
     path = "/context_manager_safety"
     tags = ["diagnostics"]
+    guards = [requires(Role.ADMIN)]
 
     @post(
         "/query_error",

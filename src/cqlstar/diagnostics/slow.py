@@ -24,6 +24,7 @@ from litestar.di import NamedDependency
 from cqlstar.database import CassandraConnection, CassandraUnavailable
 from cqlstar.diagnostics.schemas import data_route_errors
 from cqlstar.diagnostics.scratch import query_timeout
+from cqlstar.identity import Role, requires
 from cqlstar.web.schemas import Message
 
 SLOW_QUERY_S = 5.0
@@ -32,6 +33,7 @@ LONG_RUNNING_QUERY_S = 10.0
 
 class SlowQueryController(Controller):
     tags = ["diagnostics"]
+    guards = [requires(Role.ADMIN)]
 
     @get(
         "/slow_query",

@@ -1,5 +1,13 @@
-"""Who is calling: login at the identity provider, local token checks, and roles per route."""
+"""Who is calling: login at the identity provider, local token checks, and roles per route.
 
+What the other concerns use: `Principal` and `Role`; `requires(role)` as a route guard and
+`OPEN_ROUTE` as the `opt` of a route anyone may call; `TokenVerifier.verify(token) -> Principal`
+(from `Services.identity`) raising `InvalidToken`.
+"""
+
+from cqlstar.identity.guards import requires
+from cqlstar.identity.middleware import OPEN_ROUTE
 from cqlstar.identity.principal import Principal, Role
+from cqlstar.identity.tokens import InvalidToken, TokenVerifier
 
-__all__ = ["Principal", "Role"]
+__all__ = ["OPEN_ROUTE", "InvalidToken", "Principal", "Role", "TokenVerifier", "requires"]

@@ -54,7 +54,7 @@ DISCOVERY_URL = f"{ISSUER}/.well-known/openid-configuration"
 # Development only: the master realm's administrator, created at each start (the database is in
 # memory), reachable on loopback only.
 ADMIN_USERNAME = "admin"
-ADMIN_PASSWORD = "admin"  # noqa: S105 - a development-only credential, documented as such
+ADMIN_PASSWORD = "admin"  # development only, documented as such
 
 # Measured: with this heap and the JIT held to C1, Keycloak answers in about 17 s at about 400 MB.
 HEAP_OPTIONS = "-Xms64m -Xmx256m"

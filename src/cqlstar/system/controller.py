@@ -21,6 +21,7 @@ from litestar.status_codes import HTTP_202_ACCEPTED, HTTP_503_SERVICE_UNAVAILABL
 
 from cqlstar import __version__
 from cqlstar.database import CassandraConnection
+from cqlstar.identity import OPEN_ROUTE, Role, requires
 from cqlstar.settings import Settings
 from cqlstar.system.schemas import Health, Welcome
 from cqlstar.web.schemas import Message
@@ -34,11 +35,21 @@ HEALTH_BUDGET_S = 1.5
 class SystemController(Controller):
     tags = ["system"]
 
-    @get("/", operation_id="welcome", summary="Service name, version and where the docs are")
+    @get(
+        "/",
+        operation_id="welcome",
+        summary="Service name, version and where the docs are",
+        opt=OPEN_ROUTE,
+    )
     async def welcome(self) -> Welcome:
         return Welcome(message="cqlstar: a Users API over Apache Cassandra", version=__version__)
 
-    @get("/openapi.json", include_in_schema=False, media_type=OpenAPIMediaType.OPENAPI_JSON)
+    @get(
+        "/openapi.json",
+        include_in_schema=False,
+        media_type=OpenAPIMediaType.OPENAPI_JSON,
+        opt=OPEN_ROUTE,
+    )
     async def openapi_document(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
         """The OpenAPI 3.1 document at the path clients look for first (also at /docs/openapi.json)."""
         return request.app.openapi_schema.to_schema()
@@ -55,6 +66,7 @@ class SystemController(Controller):
             )
         },
         cache=False,
+        opt=OPEN_ROUTE,
     )
     async def health(self, connection: NamedDependency[CassandraConnection]) -> Response[Health]:
         """Asks the cluster for its release version with a short budget; 503 when that fails."""
@@ -73,6 +85,7 @@ class SystemController(Controller):
             cassandra_version=version,
             keyspace=connection.settings.cassandra_keyspace,
             timestamp=datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            auth=connection.settings.auth,
         )
         return Response(body, status_code=200 if healthy else HTTP_503_SERVICE_UNAVAILABLE)
 
@@ -81,6 +94,7 @@ class SystemController(Controller):
         operation_id="shutdown",
         summary="Drain and stop the process (only when enabled by CQLSTAR_ENABLE_SHUTDOWN)",
         status_code=HTTP_202_ACCEPTED,
+        guards=[requires(Role.ADMIN)],
         responses={403: ResponseSpec(None, description="The shutdown endpoint is disabled")},
     )
     async def shutdown(self, settings: NamedDependency[Settings]) -> Response[Message]:

@@ -21,6 +21,7 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency
 
 from cqlstar.database import CassandraConnection, CassandraUnavailable
+from cqlstar.identity import OPEN_ROUTE
 from cqlstar.telemetry import SpanFigures, telemetry_from_state
 
 
@@ -60,6 +61,7 @@ def cassandra_connections(connection: CassandraConnection) -> CassandraConnectio
 
 class MetricsController(Controller):
     tags = ["system"]
+    opt = OPEN_ROUTE
 
     @get(
         "/metrics",

@@ -21,3 +21,5 @@ class Health(msgspec.Struct, frozen=True):
     keyspace: str
     # RFC 3339, UTC, milliseconds: the precision every timestamp of the API has.
     timestamp: str
+    # "disabled" when CQLSTAR_AUTH=disabled: every route is open.
+    auth: Literal["oidc", "disabled"] = "oidc"

@@ -26,6 +26,7 @@ from litestar.status_codes import (
     HTTP_504_GATEWAY_TIMEOUT,
 )
 
+from cqlstar.identity import Role, requires
 from cqlstar.users.dependencies import (
     provide_page_token_signer,
     provide_user_repository,
@@ -101,6 +102,7 @@ class UserController(Controller):
     }
 
     @post(
+        guards=[requires(Role.USERS_WRITE)],
         operation_id="createUser",
         summary="Create a user",
         status_code=HTTP_201_CREATED,
@@ -119,6 +121,7 @@ class UserController(Controller):
         )
 
     @get(
+        guards=[requires(Role.USERS_READ)],
         operation_id="listUsers",
         summary="List users",
         responses={HTTP_422_UNPROCESSABLE_ENTITY: _INVALID, **_COMMON},
@@ -133,6 +136,7 @@ class UserController(Controller):
 
     @get(
         "/{user_id:str}",
+        guards=[requires(Role.USERS_READ)],
         operation_id="getUser",
         summary="Get a user",
         responses={HTTP_404_NOT_FOUND: _NOT_FOUND, **_BY_ID},
@@ -149,6 +153,7 @@ class UserController(Controller):
 
     @put(
         "/{user_id:str}",
+        guards=[requires(Role.USERS_WRITE)],
         operation_id="replaceUser",
         summary="Update a user",
         responses={
@@ -171,6 +176,7 @@ class UserController(Controller):
 
     @patch(
         "/{user_id:str}",
+        guards=[requires(Role.USERS_WRITE)],
         operation_id="updateUser",
         summary="Partially update a user",
         responses={
@@ -193,6 +199,7 @@ class UserController(Controller):
 
     @delete(
         "/{user_id:str}",
+        guards=[requires(Role.USERS_WRITE)],
         operation_id="deleteUser",
         summary="Delete a user",
         responses=_BY_ID,
@@ -206,6 +213,7 @@ class UserController(Controller):
 
     @post(
         "/batch",
+        guards=[requires(Role.USERS_WRITE)],
         operation_id="createUsers",
         summary="Create up to 100 users at once",
         status_code=HTTP_201_CREATED,
@@ -229,6 +237,7 @@ class UserController(Controller):
 
     @get(
         "/stream",
+        guards=[requires(Role.USERS_READ)],
         operation_id="streamUsers",
         summary="Stream many users",
         responses={
@@ -277,6 +286,7 @@ class UserController(Controller):
 
     @get(
         "/stream/pages",
+        guards=[requires(Role.USERS_READ)],
         operation_id="pageUsers",
         summary="Read users one page at a time",
         responses={

@@ -25,7 +25,9 @@ STATUS_ROUTE = ("get", "/context_manager_safety/status")
 
 @pytest.fixture(scope="module")
 def openapi() -> dict[str, Any]:
-    schema: dict[str, Any] = create_app(Settings()).openapi_schema.to_schema()
+    schema: dict[str, Any] = create_app(
+        Settings(oidc_issuer="http://127.0.0.1:8180/realms/cqlstar")
+    ).openapi_schema.to_schema()
     return schema
 
 

@@ -94,6 +94,7 @@ def test_main_serves_the_environments_settings_with_the_flags_options(
     )
     monkeypatch.setenv("HOST", "0.0.0.0")
     monkeypatch.setenv("PORT", "8081")
+    monkeypatch.setenv("CQLSTAR_AUTH", "disabled")
     main(["--workers", "2"])
     [(settings, options)] = served
     assert (settings.host, settings.port) == ("0.0.0.0", 8081)
@@ -147,3 +148,20 @@ def test_serving_imports_neither_the_web_layer_nor_the_driver() -> None:
         check=True,
     )
     assert proc.stdout.strip() == "[]"
+
+
+def test_python_m_cqlstar_refuses_to_run_open_by_accident() -> None:
+    """Authentication is on by default: without OIDC_ISSUER the service does not start at all."""
+    env = {k: v for k, v in os.environ.items() if k not in {"OIDC_ISSUER", "CQLSTAR_AUTH"}}
+    proc = subprocess.run(
+        [sys.executable, "-m", "cqlstar"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("cqlstar: OIDC_ISSUER is not set")
+    assert "CQLSTAR_AUTH=disabled" in proc.stderr

@@ -6,9 +6,11 @@ import pytest
 
 from cqlstar.settings import Settings, SettingsError
 
+ISSUER = "http://127.0.0.1:8180/realms/cqlstar"
+
 
 def test_defaults_suit_the_local_node() -> None:
-    settings = Settings.from_env({})
+    settings = Settings.from_env({"OIDC_ISSUER": ISSUER})
     assert settings.cassandra_hosts == ("127.0.0.1",)
     assert settings.cassandra_port == 9042
     assert settings.cassandra_keyspace == "cqlstar"
@@ -31,6 +33,11 @@ def test_every_variable_is_read() -> None:
             "CQLSTAR_PAGE_TOKEN_SECRET": "a-long-enough-secret",
             "CQLSTAR_ENABLE_SHUTDOWN": "true",
             "LOG_LEVEL": "debug",
+            "OIDC_ISSUER": "https://id.example.com/realms/prod",
+            "OIDC_CLIENT_ID": "shop-api",
+            "OIDC_CLIENT_SECRET": "s3cret",
+            "OIDC_AUDIENCE": "shop",
+            "OIDC_ROLES_CLAIM": "resource_access.shop-api.roles",
         }
     )
     assert settings.cassandra_hosts == ("node1", "node2")
@@ -42,10 +49,16 @@ def test_every_variable_is_read() -> None:
     assert settings.page_token_secret == b"a-long-enough-secret"
     assert settings.shutdown_endpoint_enabled is True
     assert settings.log_level == "DEBUG"
+    assert settings.auth == "oidc"
+    assert settings.oidc_issuer == "https://id.example.com/realms/prod"
+    assert (settings.oidc_client_id, settings.oidc_client_secret) == ("shop-api", "s3cret")
+    assert settings.audience == "shop"
+    assert settings.oidc_roles_claim == "resource_access.shop-api.roles"
 
 
 def test_each_process_makes_its_own_secret_when_none_is_configured() -> None:
-    assert Settings.from_env({}).page_token_secret != Settings.from_env({}).page_token_secret
+    env = {"CQLSTAR_AUTH": "disabled"}
+    assert Settings.from_env(env).page_token_secret != Settings.from_env(env).page_token_secret
 
 
 @pytest.mark.parametrize(
@@ -65,4 +78,32 @@ def test_each_process_makes_its_own_secret_when_none_is_configured() -> None:
 )
 def test_malformed_values_are_refused_by_name(env: dict[str, str], names: str) -> None:
     with pytest.raises(SettingsError, match=names):
+        Settings.from_env(env)
+
+
+def test_authentication_is_on_by_default_and_fails_closed_without_an_issuer() -> None:
+    with pytest.raises(SettingsError, match="OIDC_ISSUER"):
+        Settings.from_env({})
+    settings = Settings.from_env({"OIDC_ISSUER": ISSUER})
+    assert settings.auth == "oidc"
+    assert (settings.oidc_client_id, settings.audience) == ("cqlstar-api", "cqlstar-api")
+    assert settings.oidc_roles_claim == "realm_access.roles"
+
+
+def test_authentication_can_be_disabled_without_an_issuer() -> None:
+    settings = Settings.from_env({"CQLSTAR_AUTH": "Disabled"})
+    assert (settings.auth, settings.oidc_issuer) == ("disabled", None)
+
+
+@pytest.mark.parametrize(
+    ("env", "name"),
+    [
+        ({"CQLSTAR_AUTH": "maybe", "OIDC_ISSUER": ISSUER}, "CQLSTAR_AUTH"),
+        ({"OIDC_ISSUER": "127.0.0.1:8180/realms/cqlstar"}, "OIDC_ISSUER"),
+        ({"OIDC_ISSUER": "ftp://id.example.com"}, "OIDC_ISSUER"),
+        ({"OIDC_ISSUER": ISSUER, "OIDC_ROLES_CLAIM": "realm_access..roles"}, "OIDC_ROLES_CLAIM"),
+    ],
+)
+def test_malformed_identity_settings_name_their_variable(env: dict[str, str], name: str) -> None:
+    with pytest.raises(SettingsError, match=name):
         Settings.from_env(env)
