@@ -229,8 +229,9 @@ class UserController(Controller):
         repository: NamedDependency[UserRepository],
     ) -> BatchCreated:
         """The body is a JSON array of users, or `{"users": [...]}`; 1 to 100 of them. If any item
-        is invalid the answer is 422 (its `loc` names the item's index) and nothing is written;
-        otherwise all are written in one logged batch."""
+        is invalid the answer is 422 (its `loc` names the item's index) and nothing is written.
+        All or nothing: if writing any of them fails, the ones written are deleted again shortly
+        after the error answer."""
         new_users = data.users if isinstance(data, UserBatch) else _batch_items(data)
         created = await repository.create_many(new_users)
         return BatchCreated(created=len(created), users=created)

@@ -30,6 +30,8 @@ so no query outlives the request that asked for it.
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import logging
 import uuid
 from collections.abc import Sequence
@@ -54,6 +56,14 @@ from cqlstar.web import deadline
 
 log = logging.getLogger(__name__)
 
+# How long after a failed create its clean-up waits: how long a coordinator may still work on a
+# write after the client stopped waiting. Cassandra's defaults give a Paxos write at most
+# write_request_timeout (2 s) plus cas_contention_timeout (1 s); the rest is margin.
+SETTLE_S = 5.0
+
+# Clean-ups in flight: the event loop keeps only weak references to tasks.
+_background: set[asyncio.Task[None]] = set()
+
 # The driver's own default; a request with an X-Request-Timeout budget gets the smaller of the two.
 QUERY_TIMEOUT_S = 10.0
 
@@ -61,8 +71,6 @@ _INSERT_COLUMNS = (
     "INSERT INTO users (id, name, email, age, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)"
 )
 _INSERT_IF_NOT_EXISTS = f"{_INSERT_COLUMNS} IF NOT EXISTS"
-# Only for the logged batch of `create_many`, where Cassandra allows no condition across partitions.
-_INSERT = _INSERT_COLUMNS
 # Every SELECT returns the same columns, in `User`'s field order, so a row becomes a User
 # positionally, and in the cheapest shape for the driver to decode. The id comes as text: Cassandra
 # prints a UUID for next to nothing, where the driver would build a uuid.UUID per row (a Python
@@ -182,13 +190,29 @@ class Page(msgspec.Struct, frozen=True):
     paging_state: bytes | None
 
 
+class IdTaken(Exception):
+    """A new user's id holds another user already (a UUID collision: never expected)."""
+
+    def __init__(self, user_id: uuid.UUID) -> None:
+        super().__init__("a new user's id is already taken")
+        self.user_id = user_id
+
+
+def _not_taken(ids: Sequence[uuid.UUID], failure: BaseException) -> list[uuid.UUID]:
+    """The ids a failed create may have written: never one that turned out to be someone else's."""
+    return [
+        user_id
+        for user_id in ids
+        if not (isinstance(failure, IdTaken) and failure.user_id == user_id)
+    ]
+
+
 class UserRepository:
     """The Users table, through statements prepared for one session."""
 
     def __init__(self, session: AsyncSession, statements: dict[str, Any]) -> None:
         self._session = session
         self._insert_if_not_exists = statements["insert_if_not_exists"]
-        self._insert = statements["insert"]
         self._select_by_id = statements["select_by_id"]
         self._update_if_exists = statements["update_if_exists"]
         self._delete_if_exists = statements["delete_if_exists"]
@@ -204,7 +228,6 @@ class UserRepository:
         # are, and so is a delete (a second attempt finds nothing and leaves nothing).
         specs = (
             ("insert_if_not_exists", _INSERT_IF_NOT_EXISTS, True),
-            ("insert", _INSERT, True),
             ("select_by_id", SELECT_USER_BY_ID, True),
             ("update_if_exists", _UPDATE_IF_EXISTS, False),
             ("delete_if_exists", _DELETE_IF_EXISTS, True),
@@ -220,40 +243,117 @@ class UserRepository:
         return cls(session, statements)
 
     async def create(self, new_user: UserCreate) -> User:
+        """Write a new user. If the write fails or is abandoned (the request's budget ran out, the
+        client left), whatever may have been written is removed a little later (`remove_later`), so
+        a failed create leaves nothing behind and retrying it creates no duplicate."""
         now = utc_now_ms()
         user_id = uuid.uuid4()
-        values = (user_id, new_user.name, new_user.email, new_user.age, now, now)
+        try:
+            await self._insert_new((user_id, new_user.name, new_user.email, new_user.age, now, now))
+        except BaseException as exc:
+            self.remove_later(_not_taken([user_id], exc))
+            raise
+        stamp = format_timestamp(now)
+        return User(str(user_id), new_user.name, new_user.email, new_user.age, stamp, stamp)
+
+    async def create_many(self, new_users: Sequence[UserCreate]) -> list[User]:
+        """Write 1..100 users, all or nothing (see `insert_all`, and `remove_later` on failure)."""
+        ids = [uuid.uuid4() for _ in new_users]
+        try:
+            return await self.insert_all(ids, new_users, utc_now_ms())
+        except BaseException as exc:
+            self.remove_later(_not_taken(ids, exc))
+            raise
+
+    async def insert_all(
+        self, ids: Sequence[uuid.UUID], new_users: Sequence[UserCreate], now: int
+    ) -> list[User]:
+        """Write each user under its id, stamped `now`, all at once; the first failure once every
+        write has settled (and nothing removed: that is the caller's decision).
+
+        Not a Cassandra batch: a batch cannot hold conditional writes to several partitions, and
+        every write of a user is conditional (module docs). Each user is its own lightweight
+        transaction, sent concurrently, so the request takes about as long as the slowest one; no
+        batch means no batch size limit either (the default fails a batch over 50 KiB, 70 users of
+        the longest valid fields, and logs a warning for every batch over 5 KiB). Writing an id that
+        already holds the same user succeeds, so a resumed write (`cqlstar.users.idempotency`) can
+        send them all again.
+        """
+        values = [
+            (user_id, new_user.name, new_user.email, new_user.age, now, now)
+            for user_id, new_user in zip(ids, new_users, strict=True)
+        ]
+        outcomes = await asyncio.gather(
+            *(self._insert_new(row) for row in values), return_exceptions=True
+        )
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        stamp = format_timestamp(now)
+        return [
+            User(str(user_id), new_user.name, new_user.email, new_user.age, stamp, stamp)
+            for user_id, new_user in zip(ids, new_users, strict=True)
+        ]
+
+    async def _insert_new(self, values: tuple[Any, ...]) -> None:
         result = await self._session.execute(
             self._insert_if_not_exists,
             values,
             timeout=deadline.remaining(QUERY_TIMEOUT_S),
             consistency=_READ_YOUR_WRITE,
         )
-        # Not applied: the id is taken. A random UUID only meets itself, when the driver sent the
-        # insert again after the first attempt was applied; anything else is refused loudly.
+        # Not applied: the id is taken. A random UUID only meets itself: the driver sent the insert
+        # again after the first attempt was applied, or a write is being resumed. Anything else is
+        # refused loudly.
         if not result.was_applied and not _is_row_of(result.one(), values):
-            raise RuntimeError("a new user's id is already taken")
-        stamp = format_timestamp(now)
-        return User(str(user_id), new_user.name, new_user.email, new_user.age, stamp, stamp)
+            raise IdTaken(values[0])
 
-    async def create_many(self, new_users: Sequence[UserCreate]) -> list[User]:
-        """Write every user in one logged batch: all of them land, or (on failure) none is reported."""
-        now = utc_now_ms()
-        stamp = format_timestamp(now)
-        created: list[User] = []
-        batch: list[tuple[Any, tuple[Any, ...]]] = []
-        for new_user in new_users:
-            user_id = uuid.uuid4()
-            batch.append(
-                (self._insert, (user_id, new_user.name, new_user.email, new_user.age, now, now))
-            )
-            created.append(
-                User(str(user_id), new_user.name, new_user.email, new_user.age, stamp, stamp)
-            )
-        await self._session.execute_batch(
-            batch, logged=True, timeout=deadline.remaining(QUERY_TIMEOUT_S)
+    async def remove_all(self, ids: Sequence[uuid.UUID], *, timeout: float) -> None:
+        """Delete these users (those that exist), all at once; the first failure once all settle."""
+        outcomes = await asyncio.gather(
+            *(
+                self._session.execute(
+                    self._delete_if_exists,
+                    (user_id,),
+                    timeout=timeout,
+                    consistency=_READ_YOUR_WRITE,
+                )
+                for user_id in ids
+            ),
+            return_exceptions=True,
         )
-        return created
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+
+    def remove_later(self, ids: Sequence[uuid.UUID]) -> None:
+        """Undo a failed create: once Cassandra can no longer be applying its writes, delete them.
+
+        In the background, so a 504 or 503 goes out at once, and outside the request's budget,
+        which has often run out already. The wait matters: when the client side stopped waiting
+        (budget, driver timeout, client gone), a coordinator may still be retrying a Paxos round,
+        and a delete that came first would then be followed by the insert. A delete that comes
+        after the write's last round wins (module docs); one that finds an unfinished round
+        completes it first, then deletes.
+        """
+        task = asyncio.get_running_loop().create_task(
+            self._remove_after_settling(list(ids)),
+            name="users-remove-failed-create",
+            # A fresh context: none of the request's budget (or anything else) comes along.
+            context=contextvars.Context(),
+        )
+        _background.add(task)
+        task.add_done_callback(_background.discard)
+
+    async def _remove_after_settling(self, ids: list[uuid.UUID]) -> None:
+        await asyncio.sleep(SETTLE_S)
+        try:
+            await self.remove_all(ids, timeout=QUERY_TIMEOUT_S)
+        except Exception as exc:
+            log.exception(
+                "a failed create could not be undone: these users may remain",
+                extra={"user_ids": [str(user_id) for user_id in ids], "error": type(exc).__name__},
+            )
 
     async def get(self, user_id: uuid.UUID, *, consistency: int | None = None) -> User | None:
         result = await self._session.execute(
