@@ -5,11 +5,17 @@
 #   docker build -t cqlstar .
 #   docker run -p 8000:8000 -e CASSANDRA_HOSTS=... cqlstar
 #
+# With podman, build in the docker format or the HEALTHCHECK below is dropped:
+#   podman build --format docker -t cqlstar .
+#
 # Two stages: the builder resolves the locked dependencies with uv into a
 # virtualenv at /opt/venv; the runtime copies only that venv, so neither uv,
 # the source tree nor build caches end up in the final image. Both stages use
 # the same base image because the venv's interpreter symlinks point at it.
 
+# The base of both stages. `just test-image` builds this file unchanged on a stand-in made from
+# Debian's packages (tests/image/standin.py) by passing --build-arg PYTHON_IMAGE=...; anything else
+# should be a Debian bookworm image with Python 3.11 and pip on the PATH.
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS builder

@@ -73,6 +73,13 @@ test *args: sync
 test-unit *args: sync
     uv run --frozen pytest -m "not integration" {{args}}
 
+# Build the Dockerfile with podman (on a stand-in base without a registry) and check the running image.
+[group("check")]
+test-image *args: sync
+    bash tests/image/install-tools.sh
+    cd tests && uv run --frozen python -m image.standin
+    CQLSTAR_IMAGE_TEST=1 uv run --frozen pytest tests/image {{args}}
+
 # Lint and type-check.
 [group("check")]
 lint: sync
