@@ -19,6 +19,12 @@ from urllib.parse import urlsplit
 import msgspec
 
 _IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,47}$")
+# A datacenter name as Cassandra's snitches report it (letters, digits, `-`, `_`, `.`).
+_DATACENTER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# The consistency levels a service's reads and writes can use (not the serial ones, not ANY).
+CONSISTENCY_LEVELS = frozenset(
+    {"ONE", "TWO", "THREE", "QUORUM", "ALL", "LOCAL_QUORUM", "EACH_QUORUM", "LOCAL_ONE"}
+)
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -34,6 +40,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     cassandra_local_dc: str | None = None
     cassandra_username: str | None = None
     cassandra_password: str | None = None
+    # The replication a missing keyspace is created with: None for one replica (SimpleStrategy, the
+    # single local node), else NetworkTopologyStrategy with these (datacenter, replicas) pairs. An
+    # existing keyspace is never altered.
+    cassandra_replication: tuple[tuple[str, int], ...] | None = None
+    # Every statement's consistency unless it says otherwise; conditional writes (lightweight
+    # transactions) run their Paxos phase at `cassandra_serial_consistency`.
+    cassandra_consistency: str = "LOCAL_QUORUM"
+    # An idempotent statement without an answer after this many milliseconds is also sent to the
+    # next replica, at most `cassandra_speculative_attempts` more times. None: off.
+    cassandra_speculative_delay_ms: float | None = 50.0
+    cassandra_speculative_attempts: int = 2
     # Where `python -m cqlstar` (cqlstar.serving) binds the server.
     host: str = "127.0.0.1"
     port: int = 8000
@@ -78,6 +95,21 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                     "digits or underscores"
                 )
             values["cassandra_keyspace"] = keyspace
+        if replication := env.get("CASSANDRA_REPLICATION", "").strip():
+            values["cassandra_replication"] = _replication(replication)
+        if consistency := env.get("CASSANDRA_CONSISTENCY", "").strip():
+            if consistency.upper() not in CONSISTENCY_LEVELS:
+                raise SettingsError(
+                    f"CASSANDRA_CONSISTENCY={consistency!r}: expected one of "
+                    f"{', '.join(sorted(CONSISTENCY_LEVELS))}"
+                )
+            values["cassandra_consistency"] = consistency.upper()
+        if delay := env.get("CASSANDRA_SPECULATIVE_DELAY_MS", "").strip():
+            values["cassandra_speculative_delay_ms"] = _speculative_delay(delay)
+        if attempts := env.get("CASSANDRA_SPECULATIVE_ATTEMPTS", "").strip():
+            if not attempts.isdigit() or not 1 <= int(attempts) <= 5:
+                raise SettingsError(f"CASSANDRA_SPECULATIVE_ATTEMPTS={attempts!r}: expected 1 to 5")
+            values["cassandra_speculative_attempts"] = int(attempts)
         for name in ("CASSANDRA_LOCAL_DC", "CASSANDRA_USERNAME", "CASSANDRA_PASSWORD"):
             if value := env.get(name):
                 values[name.lower()] = value
@@ -97,6 +129,43 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             values["log_level"] = level.upper()
         values.update(_identity(env))
         return cls(**values)  # type: ignore[arg-type]
+
+    @property
+    def cassandra_serial_consistency(self) -> str:
+        """LOCAL_SERIAL under a LOCAL_* consistency (Paxos within the local datacenter), else
+        SERIAL (Paxos across every datacenter), so conditional writes promise what plain ones do."""
+        return "LOCAL_SERIAL" if self.cassandra_consistency.startswith("LOCAL_") else "SERIAL"
+
+
+def _replication(raw: str) -> tuple[tuple[str, int], ...]:
+    """`dc1:3,dc2:3` -> (("dc1", 3), ("dc2", 3))."""
+    pairs: dict[str, int] = {}
+    for item in raw.split(","):
+        name, _, factor = item.strip().partition(":")
+        name, factor = name.strip(), factor.strip()
+        if not _DATACENTER.match(name) or not factor.isdigit() or not 1 <= int(factor) <= 99:
+            raise SettingsError(
+                f"CASSANDRA_REPLICATION={raw!r}: expected datacenter:replicas[,datacenter:replicas"
+                "...], e.g. datacenter1:3 (replicas 1 to 99)"
+            )
+        if name in pairs:
+            raise SettingsError(f"CASSANDRA_REPLICATION={raw!r}: datacenter {name} given twice")
+        pairs[name] = int(factor)
+    return tuple(pairs.items())
+
+
+def _speculative_delay(raw: str) -> float | None:
+    if raw.lower() in {"off", "false", "none"}:
+        return None
+    try:
+        delay = float(raw)
+    except ValueError:
+        delay = -1.0
+    if not 0 < delay <= 60_000:
+        raise SettingsError(
+            f"CASSANDRA_SPECULATIVE_DELAY_MS={raw!r}: expected milliseconds (0 < ms <= 60000) or off"
+        )
+    return delay
 
 
 def _identity(env: Mapping[str, str]) -> dict[str, object]:

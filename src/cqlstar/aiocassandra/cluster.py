@@ -4,6 +4,12 @@ Policies it installs (one default execution profile):
 
 * load balancing: token-aware over DC-aware round robin (`local_dc`, or the contact points' DC);
 * retries: `IdempotencyAwareRetryPolicy(max_retries)` unless a `retry_policy` is given;
+* consistency: `consistency_level` and `serial_consistency_level` (for conditional writes) when
+  given, else the driver's (LOCAL_ONE; serial decided by the server, SERIAL);
+* speculative execution: with `speculative_delay` (seconds), an idempotent statement that has no
+  answer after that long is sent to the next host of its query plan too, up to
+  `speculative_attempts` extra times; the first answer wins. The driver never speculates a
+  statement that is not marked idempotent. Off when `speculative_delay` is None;
 * reconnection: exponential, 1 s doubling to 60 s, unless a `reconnection_policy` is given;
 * rows: `rows.row_factory` (tuples with attribute access, one cached class per column set);
 * protocol: with `protocol_version=None` the driver starts at v5 and steps down on the server's
@@ -29,6 +35,7 @@ from cassandra import DriverException, ProtocolVersion
 from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
 from cassandra.policies import (
+    ConstantSpeculativeExecutionPolicy,
     DCAwareRoundRobinPolicy,
     ExponentialReconnectionPolicy,
     TokenAwarePolicy,
@@ -70,8 +77,23 @@ class AsyncCluster:
         retry_policy: Any = None,
         reconnection_policy: Any = None,
         max_retries: int = 3,
+        consistency_level: int | None = None,
+        serial_consistency_level: int | None = None,
+        speculative_delay: float | None = None,
+        speculative_attempts: int = 2,
         tracer_provider: TracerProvider | None = None,
     ) -> None:
+        profile_options: dict[str, Any] = {}
+        if consistency_level is not None:
+            profile_options["consistency_level"] = consistency_level
+        if serial_consistency_level is not None:
+            profile_options["serial_consistency_level"] = serial_consistency_level
+        if speculative_delay is not None:
+            if speculative_delay < 0 or speculative_attempts < 1:
+                raise ValueError("speculative_delay must be >= 0 and speculative_attempts >= 1")
+            profile_options["speculative_execution_policy"] = ConstantSpeculativeExecutionPolicy(
+                speculative_delay, speculative_attempts
+            )
         profile = ExecutionProfile(
             load_balancing_policy=TokenAwarePolicy(
                 DCAwareRoundRobinPolicy(local_dc=local_dc or "")
@@ -79,6 +101,7 @@ class AsyncCluster:
             retry_policy=retry_policy or IdempotencyAwareRetryPolicy(max_retries=max_retries),
             request_timeout=request_timeout,
             row_factory=row_factory,
+            **profile_options,
         )
         options: dict[str, Any] = {
             "contact_points": list(contact_points),

@@ -195,14 +195,14 @@ class AsyncResultSet:
         except BaseException as exc:
             response_future.clear_callbacks()
             if span is not None:
-                session._telemetry.fail(span, response_future, exc)
+                session._telemetry.fail(span, response_future, exc, attempts=False)
             raise
         release_timer(response_future)
         self._rows = _as_rows(rows)
         self._index = 0
         self._page_number += 1
         if span is not None:
-            session._telemetry.succeed(span, response_future, len(self._rows))
+            session._telemetry.succeed(span, response_future, len(self._rows), attempts=False)
 
     def __repr__(self) -> str:
         return (

@@ -254,9 +254,9 @@ class AsyncStreamingResultSet:
             if cancelled:
                 span.add_event("cassandra.stream.cancelled")
             if exc is None:
-                telemetry.succeed(span, self._response_future, self._total_rows)
+                telemetry.succeed(span, self._response_future, self._total_rows, attempts=False)
             else:
-                telemetry.fail(span, self._response_future, exc)
+                telemetry.fail(span, self._response_future, exc, attempts=False)
 
     async def __aenter__(self) -> AsyncStreamingResultSet:
         return self

@@ -11,6 +11,16 @@ Span model (also described in the package docstring):
   stream is exhausted, fails or is cancelled, with one `cassandra.page` event per page handed to the
   consumer; `db.response.returned_rows` is the total.
 
+Attempts: when the driver sent a query more than once (a retry decided by the retry policy, or a
+speculative execution started because the first host was slow), the span gets one
+`cassandra.attempt` event per attempt, in the order they were sent, with the host
+(`server.address`, `server.port`), the attempt's number and its kind (`initial`, `retry`,
+`speculative`; `retry_or_speculative` in the rare request that had both, where the driver does
+not say which was which), plus the counts `cassandra.retries` and `cassandra.speculative_executions`.
+A query answered by its first attempt gets neither (its host is `server.address`). The events are
+recorded when the query ends, on the loop, for `execute`, batches and prepares; page fetches after
+the first share the driver's request object with it and are not broken down.
+
 Names are `<OPERATION> <keyspace>.<table>` (`SELECT cqlstar.users`), or the operation alone when
 the statement names no table; PREPARE spans are `PREPARE <keyspace>.<table>` with
 `db.operation.name = PREPARE`. `db.query.text` is the statement text as written, with its
@@ -57,6 +67,11 @@ SERVER_ADDRESS = "server.address"
 SERVER_PORT = "server.port"
 ERROR_TYPE = "error.type"
 PAGE_EVENT = "cassandra.page"
+ATTEMPT_EVENT = "cassandra.attempt"
+CASSANDRA_ATTEMPT_NUMBER = "cassandra.attempt.number"
+CASSANDRA_ATTEMPT_KIND = "cassandra.attempt.kind"
+CASSANDRA_RETRIES = "cassandra.retries"
+CASSANDRA_SPECULATIVE_EXECUTIONS = "cassandra.speculative_executions"
 
 # ConsistencyLevel.ONE -> "one", as the semconv enumerates the values.
 _CONSISTENCY_NAMES: dict[int, str] = {
@@ -133,19 +148,31 @@ class QueryTelemetry:
         return span
 
     @staticmethod
-    def succeed(span: Span, response_future: Any, rows: int | None) -> None:
-        """Record what the answer says and end the span."""
+    def succeed(
+        span: Span, response_future: Any, rows: int | None, *, attempts: bool = True
+    ) -> None:
+        """Record what the answer says and end the span.
+
+        `attempts`: whether `response_future` served this span's request alone, so that its hosts
+        are this span's attempts (False for later pages and streams).
+        """
         attributes = _response_attributes(response_future)
         if rows is not None:
             attributes[DB_RESPONSE_RETURNED_ROWS] = rows
+        if attempts:
+            _record_attempts(span, response_future, attributes)
         span.set_attributes(attributes)
         span.end()
 
     @staticmethod
-    def fail(span: Span, response_future: Any, exc: BaseException) -> None:
+    def fail(
+        span: Span, response_future: Any, exc: BaseException, *, attempts: bool = True
+    ) -> None:
         """Mark the span failed with the exception's class name and end it."""
         attributes = {} if response_future is None else _response_attributes(response_future)
         attributes[ERROR_TYPE] = type(exc).__name__
+        if attempts and response_future is not None:
+            _record_attempts(span, response_future, attributes)
         span.set_attributes(attributes)
         # The class name only: Cassandra's message can quote literal values and schema names, and
         # spans leave the process.
@@ -183,6 +210,41 @@ def _start_attributes(
     if batch_size is not None:
         attributes[DB_OPERATION_BATCH_SIZE] = batch_size
     return attributes
+
+
+def retries_of(response_future: Any) -> int:
+    """How many times the retry policy had the driver send this request again.
+
+    The one read of a private driver attribute in the layer: `ResponseFuture._query_retries` is
+    the count the driver passes to the retry policy as `retry_num`, and nothing public exposes it.
+    `tests/aiocassandra/unit/test_attempt_events.py` fails if the driver drops it.
+    """
+    retries: int = getattr(response_future, "_query_retries", 0)
+    return retries
+
+
+def _record_attempts(span: Span, response_future: Any, attributes: dict[str, Any]) -> None:
+    # attempted_hosts is public: every host a request was sent to, retries and speculative
+    # executions included, in sending order.
+    hosts = getattr(response_future, "attempted_hosts", None)
+    if not hosts or len(hosts) < 2:
+        return
+    retries = min(retries_of(response_future), len(hosts) - 1)
+    speculative = len(hosts) - 1 - retries
+    attributes[CASSANDRA_RETRIES] = retries
+    attributes[CASSANDRA_SPECULATIVE_EXECUTIONS] = speculative
+    later = (
+        "retry" if speculative == 0 else "speculative" if retries == 0 else "retry_or_speculative"
+    )
+    for number, host in enumerate(hosts, start=1):
+        event: dict[str, Any] = {
+            CASSANDRA_ATTEMPT_NUMBER: number,
+            CASSANDRA_ATTEMPT_KIND: "initial" if number == 1 else later,
+            SERVER_ADDRESS: str(host.endpoint.address),
+        }
+        if host.endpoint.port:
+            event[SERVER_PORT] = int(host.endpoint.port)
+        span.add_event(ATTEMPT_EVENT, event)
 
 
 def _response_attributes(response_future: Any) -> dict[str, Any]:

@@ -18,6 +18,8 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 
+from cassandra import ConsistencyLevel
+
 from cqlstar.aiocassandra import AsyncCluster, AsyncSession
 from cqlstar.database.schema import create_schema
 from cqlstar.settings import Settings
@@ -25,6 +27,10 @@ from cqlstar.settings import Settings
 log = logging.getLogger(__name__)
 
 OnConnect = Callable[[AsyncSession], Awaitable[None]]
+
+# A single-partition read of a user that never exists: it needs the configured consistency's number
+# of replicas, and costs them next to nothing.
+_QUORUM_PROBE = "SELECT id FROM users WHERE id = 00000000-0000-0000-0000-000000000000"
 
 _BACKOFF_FIRST_S = 0.5
 _BACKOFF_MAX_S = 5.0
@@ -83,10 +89,18 @@ class CassandraConnection:
                 local_dc=s.cassandra_local_dc,
                 username=s.cassandra_username,
                 password=s.cassandra_password,
+                consistency_level=ConsistencyLevel.name_to_value[s.cassandra_consistency],
+                serial_consistency_level=ConsistencyLevel.name_to_value[
+                    s.cassandra_serial_consistency
+                ],
+                speculative_delay=None
+                if s.cassandra_speculative_delay_ms is None
+                else s.cassandra_speculative_delay_ms / 1000,
+                speculative_attempts=s.cassandra_speculative_attempts,
             )
             try:
                 session = await cluster.connect()
-                await create_schema(session, s.cassandra_keyspace)
+                await create_schema(session, s.cassandra_keyspace, s.cassandra_replication)
                 await session.set_keyspace(s.cassandra_keyspace)
                 for hook in self._on_connect:
                     await hook(session)
@@ -122,6 +136,20 @@ class CassandraConnection:
             raise CassandraUnavailable
         (release_version,) = row
         return str(release_version)
+
+    async def health_probe(self, timeout: float) -> str:
+        """The release version, once the cluster has shown it can serve the service's queries.
+
+        Two reads, side by side, each bounded by `timeout`: the coordinator's release version, and
+        a read of one (absent) user at the configured consistency. The second is what fails when
+        too few replicas are up for that consistency (two of three nodes down at LOCAL_QUORUM),
+        where any single node still answers the first.
+        """
+        version, _ = await asyncio.gather(
+            self.release_version(timeout),
+            self.session.execute(_QUORUM_PROBE, timeout=timeout),
+        )
+        return version
 
     async def close(self) -> None:
         if self._task is not None:

@@ -6,14 +6,16 @@ drops, truncates or rewrites data that is already there.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from cqlstar.aiocassandra import AsyncSession
 
-# SimpleStrategy with one replica suits the single local node; a real deployment creates its
-# keyspace with NetworkTopologyStrategy beforehand, and this statement then leaves it alone.
-_KEYSPACE = (
-    "CREATE KEYSPACE IF NOT EXISTS {ks} "
-    "WITH replication = {{'class': 'SimpleStrategy', 'replication_factor': 1}}"
-)
+# Without a configured replication: SimpleStrategy with one replica, which suits the single local
+# node. With one (CASSANDRA_REPLICATION): NetworkTopologyStrategy with a factor per datacenter.
+# Either way only a *missing* keyspace is created: IF NOT EXISTS leaves an existing one, and its
+# replication, exactly as it is (changing replication needs a repair, an operator's decision).
+_KEYSPACE = "CREATE KEYSPACE IF NOT EXISTS {ks} WITH replication = {replication}"
+_SINGLE_REPLICA = "{'class': 'SimpleStrategy', 'replication_factor': 1}"
 
 _TABLES = (
     """CREATE TABLE IF NOT EXISTS {ks}.users (
@@ -32,8 +34,23 @@ _TABLES = (
 _DDL_TIMEOUT_S = 30.0
 
 
-async def create_schema(session: AsyncSession, keyspace: str) -> None:
+def replication_map(replication: Sequence[tuple[str, int]] | None) -> str:
+    """The CQL replication map for `CREATE KEYSPACE` (names and factors were validated by Settings)."""
+    if not replication:
+        return _SINGLE_REPLICA
+    factors = ", ".join(f"'{datacenter}': {replicas}" for datacenter, replicas in replication)
+    return f"{{'class': 'NetworkTopologyStrategy', {factors}}}"
+
+
+async def create_schema(
+    session: AsyncSession,
+    keyspace: str,
+    replication: Sequence[tuple[str, int]] | None = None,
+) -> None:
     """Create the keyspace and the service's tables where they are missing."""
-    await session.execute(_KEYSPACE.format(ks=keyspace), timeout=_DDL_TIMEOUT_S)
+    await session.execute(
+        _KEYSPACE.format(ks=keyspace, replication=replication_map(replication)),
+        timeout=_DDL_TIMEOUT_S,
+    )
     for statement in _TABLES:
         await session.execute(statement.format(ks=keyspace), timeout=_DDL_TIMEOUT_S)

@@ -69,11 +69,12 @@ class SystemController(Controller):
         opt=OPEN_ROUTE,
     )
     async def health(self, connection: NamedDependency[CassandraConnection]) -> Response[Health]:
-        """Asks the cluster for its release version with a short budget; 503 when that fails."""
+        """Asks the cluster for its release version, and reads at the service's consistency, with a
+        short budget; 503 when either fails (see `CassandraConnection.health_probe`)."""
         version: str | None = None
         try:
             version = await asyncio.wait_for(
-                connection.release_version(timeout=HEALTH_BUDGET_S), HEALTH_BUDGET_S + 0.2
+                connection.health_probe(timeout=HEALTH_BUDGET_S), HEALTH_BUDGET_S + 0.2
             )
         except Exception as exc:  # any failure means unhealthy; the kind goes to the log only
             log.info("health probe failed", extra={"error": type(exc).__name__})

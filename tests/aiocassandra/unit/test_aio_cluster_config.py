@@ -97,3 +97,28 @@ def test_stream_config_defaults() -> None:
         None,
         None,
     )
+
+
+def test_consistency_and_speculative_execution_reach_the_profile() -> None:
+    from cassandra import ConsistencyLevel
+    from cassandra.policies import ConstantSpeculativeExecutionPolicy, NoSpeculativeExecutionPolicy
+
+    cluster = AsyncCluster(
+        ["10.0.0.1"],
+        consistency_level=ConsistencyLevel.LOCAL_QUORUM,
+        serial_consistency_level=ConsistencyLevel.LOCAL_SERIAL,
+        speculative_delay=0.05,
+        speculative_attempts=2,
+    )
+    profile = cluster.driver_cluster.profile_manager.profiles[EXEC_PROFILE_DEFAULT]
+    assert profile.consistency_level == ConsistencyLevel.LOCAL_QUORUM
+    assert profile.serial_consistency_level == ConsistencyLevel.LOCAL_SERIAL
+    policy = profile.speculative_execution_policy
+    assert isinstance(policy, ConstantSpeculativeExecutionPolicy)
+    assert (policy.delay, policy.max_attempts) == (0.05, 2)
+
+    plain = AsyncCluster(["10.0.0.1"]).driver_cluster.profile_manager.profiles[EXEC_PROFILE_DEFAULT]
+    assert plain.consistency_level == ConsistencyLevel.LOCAL_ONE  # the driver's own default
+    assert isinstance(plain.speculative_execution_policy, NoSpeculativeExecutionPolicy)
+    with pytest.raises(ValueError, match="speculative"):
+        AsyncCluster(["10.0.0.1"], speculative_delay=0.05, speculative_attempts=0)

@@ -1,0 +1,113 @@
+"""The per-attempt events of a query span: which hosts were tried, and why (retry or speculative)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from cassandra.cluster import ResponseFuture
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from cqlstar.aiocassandra.cql import summarize
+from cqlstar.aiocassandra.telemetry import QueryTelemetry, retries_of
+
+
+@dataclass
+class _Endpoint:
+    address: str
+    port: int = 9042
+
+
+@dataclass
+class _Host:
+    endpoint: _Endpoint
+    host_id: Any = None
+    datacenter: str = "datacenter1"
+
+
+@dataclass
+class _Future:
+    """What the telemetry reads of a driver ResponseFuture once the answer is in."""
+
+    attempted_hosts: list[_Host]
+    _query_retries: int = 0
+    message: Any = None
+    coordinator_host: Any = None
+    _current_host: Any = field(default=None)
+
+
+def _host(n: int) -> _Host:
+    return _Host(_Endpoint(f"127.0.0.{n}"))
+
+
+def _finished(future: _Future, **kwargs: Any) -> Any:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    telemetry = QueryTelemetry(provider)
+    span = telemetry.start(summarize("SELECT * FROM ks.t WHERE k = ?"), None, None)
+    assert span is not None
+    future.coordinator_host = future.attempted_hosts[-1]
+    telemetry.succeed(span, future, 1, **kwargs)
+    (finished,) = exporter.get_finished_spans()
+    return finished
+
+
+def _attempts(span: Any) -> list[tuple[int, str, str]]:
+    return [
+        (
+            e.attributes["cassandra.attempt.number"],
+            e.attributes["cassandra.attempt.kind"],
+            e.attributes["server.address"],
+        )
+        for e in span.events
+        if e.name == "cassandra.attempt"
+    ]
+
+
+def test_one_attempt_adds_no_event() -> None:
+    span = _finished(_Future([_host(2)]))
+    assert _attempts(span) == []
+    assert "cassandra.retries" not in span.attributes
+    assert span.attributes["server.address"] == "127.0.0.2"
+
+
+def test_speculative_attempts_name_each_host() -> None:
+    span = _finished(_Future([_host(2), _host(3), _host(4)]))
+    assert _attempts(span) == [
+        (1, "initial", "127.0.0.2"),
+        (2, "speculative", "127.0.0.3"),
+        (3, "speculative", "127.0.0.4"),
+    ]
+    assert span.attributes["cassandra.speculative_executions"] == 2
+    assert span.attributes["cassandra.retries"] == 0
+
+
+def test_retries_are_told_apart_from_speculation() -> None:
+    span = _finished(_Future([_host(2), _host(2)], _query_retries=1))
+    assert _attempts(span) == [(1, "initial", "127.0.0.2"), (2, "retry", "127.0.0.2")]
+    assert span.attributes["cassandra.retries"] == 1
+    assert span.attributes["cassandra.speculative_executions"] == 0
+
+
+def test_both_in_one_request_are_reported_as_such() -> None:
+    span = _finished(_Future([_host(2), _host(3), _host(4)], _query_retries=1))
+    assert [kind for _, kind, _ in _attempts(span)] == [
+        "initial",
+        "retry_or_speculative",
+        "retry_or_speculative",
+    ]
+
+
+def test_pages_are_not_broken_down() -> None:
+    span = _finished(_Future([_host(2), _host(3)]), attempts=False)
+    assert _attempts(span) == []
+
+
+def test_the_driver_still_counts_retries_where_the_layer_reads_them() -> None:
+    # The fence around the one private driver attribute the telemetry reads: if a driver upgrade
+    # renames it, this fails instead of spans silently reporting zero retries.
+    assert ResponseFuture._query_retries == 0
+    assert retries_of(_Future([_host(2)], _query_retries=2)) == 2
