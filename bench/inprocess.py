@@ -98,7 +98,9 @@ async def _measure(
     if started["type"] != "lifespan.startup.complete":
         raise RuntimeError(f"the app did not start: {started}")
     # Both apps are the service's: they connect to Cassandra in the background after start-up.
-    connection = app.state["cassandra"]
+    from cqlstar.services import Services
+
+    connection = Services.of(app.state).cassandra
     deadline = time.monotonic() + CONNECT_TIMEOUT_S
     while not connection.is_connected:
         if time.monotonic() > deadline:
@@ -219,6 +221,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.measure:  # one measurement, configured by the environment (the parent's child)
         # Run by hand (under a profiler), the ids are the bench dataset's: read them from its keyspace.
         os.environ.setdefault("CASSANDRA_KEYSPACE", BenchConfig.from_env().keyspace)
+        os.environ.setdefault("CQLSTAR_AUTH", "disabled")
         with open(args.ids) as pool:
             ids = pool.read().split()
         import uvloop

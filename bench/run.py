@@ -122,6 +122,9 @@ class Run:
             "CASSANDRA_PORT": str(self.port),
             "CASSANDRA_KEYSPACE": self.config.keyspace,
             "LOG_LEVEL": self.config.log_level,
+            # The open scenarios measure the service without token checks; the authenticated ones
+            # (bench.auth) pass CQLSTAR_AUTH=oidc and the issuer in `extra`.
+            "CQLSTAR_AUTH": "disabled",
             **(extra or {}),
         }
 
