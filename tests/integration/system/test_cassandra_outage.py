@@ -61,6 +61,7 @@ def late_service(tmp_path: Path) -> Iterator[ServedApp]:
         "CASSANDRA_HOSTS": "127.0.0.1",
         "CASSANDRA_PORT": str(NODE_PORT),
         "CASSANDRA_KEYSPACE": f"outage_{uuid.uuid4().hex[:8]}",
+        "CQLSTAR_AUTH": "disabled",  # this test is about Cassandra, not tokens
     }
     app = serve_app(env, tmp_path / "server.log", wait_healthy=False)
     try:
