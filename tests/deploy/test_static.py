@@ -15,6 +15,7 @@ import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -25,7 +26,19 @@ DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 OTEL = ROOT / "otel"
 
-REQUIRED_SERVICES = {"cassandra", "otel-collector", "jaeger", "prometheus", "cqlstar"}
+NGINX_CONF = ROOT / "deploy" / "nginx" / "cqlstar.conf"
+REALM_FILE = ROOT / "deploy" / "keycloak" / "cqlstar-realm.json"
+
+REQUIRED_SERVICES = {
+    "cassandra",
+    "keycloak",
+    "redis",
+    "otel-collector",
+    "jaeger",
+    "prometheus",
+    "cqlstar",
+    "proxy",
+}
 
 
 def _load(path: Path) -> Any:
@@ -189,10 +202,89 @@ def test_service_wiring(services: dict[str, dict[str, Any]]) -> None:
     assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector:4317"
     assert env["OTEL_EXPORTER_OTLP_PROTOCOL"] == "grpc"
     assert env["HOST"] == "0.0.0.0"
-    assert any(container == 8000 for _, _, container in _published(app))
+    assert env["PORT"] == "8000"
+    # Authentication on, against the stack's Keycloak; shared state in the stack's Redis.
+    assert env["CQLSTAR_AUTH"] == "oidc"
+    assert urlsplit(env["OIDC_ISSUER"]).hostname == "keycloak"
+    redis_url = urlsplit(env["REDIS_URL"])
+    assert (redis_url.scheme, redis_url.hostname, redis_url.port) == ("redis", "redis", 6379)
+    # Replicas accept each other's page tokens only with one secret between them.
+    assert env["CQLSTAR_PAGE_TOKEN_SECRET"]
     deps = _depends_on(app)
     assert deps["cassandra"] == "service_healthy"
+    assert deps["keycloak"] == "service_healthy"
+    assert deps["redis"] == "service_healthy"
     assert "otel-collector" in deps
+
+
+def test_service_runs_replicas_behind_the_proxy(services: dict[str, dict[str, Any]]) -> None:
+    app = services["cqlstar"]
+    assert app["deploy"]["replicas"] >= 2
+    # Replicas of one service cannot share a host port: clients come in through the proxy.
+    assert not app.get("ports"), "publish the proxy, not the replicas"
+    assert "container_name" not in app  # one name cannot be given to several containers
+    proxy = services["proxy"]
+    repo, _, _ = proxy["image"].rpartition(":")
+    assert repo == "nginx"
+    assert ("127.0.0.1", 8000) in {(ip, host) for ip, host, _ in _published(proxy)}
+    mounts = dict(str(v).split(":")[:2] for v in proxy["volumes"])
+    assert mounts.get("./deploy/nginx/cqlstar.conf") == "/etc/nginx/conf.d/default.conf"
+    assert _depends_on(proxy)["cqlstar"] == "service_healthy"
+
+
+def test_proxy_config_reaches_every_replica(services: dict[str, dict[str, Any]]) -> None:
+    conf = NGINX_CONF.read_text(encoding="utf-8")
+    published = {container for _, _, container in _published(services["proxy"])}
+    listens = {int(m) for m in re.findall(r"^\s*listen\s+(?:[\d.]+:)?(\d+)\s*;", conf, re.MULTILINE)}
+    assert published <= listens, f"the proxy publishes {published}, nginx listens on {listens}"
+    # Compose's DNS answers the service name with every replica; `resolve` (and the zone it
+    # needs) keeps following it as replicas come and go, through Docker's embedded resolver.
+    port = _env(services["cqlstar"])["PORT"]
+    assert re.search(rf"^\s*server\s+cqlstar:{port}\s+resolve\s*;", conf, re.MULTILINE)
+    assert re.search(r"^\s*zone\s+\S+\s+\d+k\s*;", conf, re.MULTILINE)
+    assert re.search(r"^resolver\s+127\.0\.0\.11\b", conf, re.MULTILINE)
+    # WebSocket upgrades and streamed responses pass through.
+    assert "proxy_set_header Upgrade $http_upgrade;" in conf
+    assert "proxy_buffering off;" in conf
+    # nginx's healthcheck asks a port that is not published.
+    health = " ".join(services["proxy"]["healthcheck"]["test"])
+    health_port = int(re.search(r"127\.0\.0\.1:(\d+)/", health).group(1))  # type: ignore[union-attr]
+    assert health_port in listens
+    assert health_port not in published
+
+
+def test_keycloak_service_matches_the_issuer(services: dict[str, dict[str, Any]]) -> None:
+    from cqlstar.identity.localkeycloak import KEYCLOAK_VERSION
+
+    keycloak = services["keycloak"]
+    # The release `just keycloak` runs, so the tests and the stack import the realm alike.
+    assert keycloak["image"] == f"quay.io/keycloak/keycloak:{KEYCLOAK_VERSION}"
+    command = keycloak["command"]
+    assert command[0] == "start-dev"
+    assert "--import-realm" in command
+    mounts = dict(str(v).split(":")[:2] for v in keycloak["volumes"])
+    target = mounts["./deploy/keycloak/cqlstar-realm.json"]
+    assert target.startswith("/opt/keycloak/data/import/")
+    # The `iss` Keycloak writes is its --hostname plus /realms/<realm>: exactly the replicas'
+    # OIDC_ISSUER, or every token would be refused.
+    options = dict(a.split("=", 1) for a in command if a.startswith("--") and "=" in a)
+    realm = json.loads(REALM_FILE.read_text(encoding="utf-8"))["realm"]
+    issuer = _env(services["cqlstar"])["OIDC_ISSUER"]
+    assert issuer == f"{options['--hostname']}/realms/{realm}"
+    # ... and reachable: the host and port the replicas use are Keycloak's service and HTTP port.
+    hostname = urlsplit(options["--hostname"])
+    container_ports = {container for _, _, container in _published(keycloak)}
+    assert hostname.port in container_ports
+    health = " ".join(keycloak["healthcheck"]["test"])
+    assert f"/realms/{realm}/.well-known/openid-configuration" in health
+
+
+def test_redis_service(services: dict[str, dict[str, Any]]) -> None:
+    redis = services["redis"]
+    repo, _, tag = redis["image"].rpartition(":")
+    assert repo == "redis"
+    assert tag.startswith("7.")
+    assert "ping" in " ".join(redis["healthcheck"]["test"])
 
 
 def test_otel_endpoints_agree_across_files(services: dict[str, dict[str, Any]]) -> None:
@@ -205,22 +297,36 @@ def test_otel_endpoints_agree_across_files(services: dict[str, dict[str, Any]]) 
     prom_port = collector_cfg["exporters"]["prometheus"]["endpoint"].rsplit(":", 1)[1]
     scrape = _load(OTEL / "prometheus.yml")
     targets = [
-        t for job in scrape["scrape_configs"] for c in job["static_configs"] for t in c["targets"]
+        t
+        for job in scrape["scrape_configs"]
+        for c in job.get("static_configs", [])
+        for t in c["targets"]
     ]
     assert f"otel-collector:{prom_port}" in targets
     prometheus = services["prometheus"]
     assert any("otel/prometheus.yml" in str(v) for v in prometheus["volumes"])
 
 
+def test_prometheus_scrapes_every_replica(services: dict[str, dict[str, Any]]) -> None:
+    scrape = _load(OTEL / "prometheus.yml")
+    [job] = [j for j in scrape["scrape_configs"] if j["job_name"] == "cqlstar"]
+    assert job.get("metrics_path", "/metrics") == "/metrics"
+    # DNS service discovery: one target per replica, not one name that lands on either.
+    [sd] = job["dns_sd_configs"]
+    assert sd["names"] == ["cqlstar"]
+    assert sd["type"] == "A"
+    assert str(sd["port"]) == _env(services["cqlstar"])["PORT"]
+
+
 def test_ports_are_loopback_and_distinct(services: dict[str, dict[str, Any]]) -> None:
     seen: dict[int, str] = {}
     for name, service in services.items():
         for host_ip, host_port, _ in _published(service):
-            # No authentication anywhere in this stack: keep it off the LAN.
+            # Development credentials throughout this stack: keep it off the LAN.
             assert host_ip == "127.0.0.1", f"{name} publishes {host_port} on {host_ip}"
             assert host_port not in seen, f"{name} and {seen.get(host_port)} both take {host_port}"
             seen[host_port] = name
-    for port in (8000, 4317, 16686, 9090, 9042):
+    for port in (8000, 4317, 16686, 9090, 9042, 8180, 6379):
         assert port in seen, f"port {port} not published"
 
 
