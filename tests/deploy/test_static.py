@@ -235,7 +235,9 @@ def test_service_runs_replicas_behind_the_proxy(services: dict[str, dict[str, An
 def test_proxy_config_reaches_every_replica(services: dict[str, dict[str, Any]]) -> None:
     conf = NGINX_CONF.read_text(encoding="utf-8")
     published = {container for _, _, container in _published(services["proxy"])}
-    listens = {int(m) for m in re.findall(r"^\s*listen\s+(?:[\d.]+:)?(\d+)\s*;", conf, re.MULTILINE)}
+    listens = {
+        int(m) for m in re.findall(r"^\s*listen\s+(?:[\d.]+:)?(\d+)\s*;", conf, re.MULTILINE)
+    }
     assert published <= listens, f"the proxy publishes {published}, nginx listens on {listens}"
     # Compose's DNS answers the service name with every replica; `resolve` (and the zone it
     # needs) keeps following it as replicas come and go, through Docker's embedded resolver.
