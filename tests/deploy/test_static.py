@@ -10,6 +10,7 @@ and with structural checks of our own regardless.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -332,34 +333,89 @@ def test_ports_are_loopback_and_distinct(services: dict[str, dict[str, Any]]) ->
         assert port in seen, f"port {port} not published"
 
 
+# The Compose Specification's reference loader, the library `docker compose` itself reads files
+# with, ships a command that loads a file the same way (interpolation, schema, references) and
+# exits non-zero on any error. Built from the Go module proxy where no compose CLI is installed;
+# pinned to a release the machines' Go toolchain builds (later ones ask for a newer Go).
+COMPOSE_SPEC_MODULE = "github.com/compose-spec/compose-go/v2"
+COMPOSE_SPEC_VERSION = "v2.16.2"
+
+
 def _compose_command() -> list[str] | None:
-    """`docker compose` if the CLI has the plugin, else a standalone docker-compose."""
+    """`docker compose config -q` if the CLI has the plugin, else a standalone docker-compose."""
     if shutil.which("docker"):
         probe = subprocess.run(
             ["docker", "compose", "version"], capture_output=True, text=True, check=False
         )
         if probe.returncode == 0:
-            return ["docker", "compose"]
+            return ["docker", "compose", "-f", "{file}", "config", "-q"]
     if shutil.which("docker-compose"):
-        return ["docker-compose"]
+        return ["docker-compose", "-f", "{file}", "config", "-q"]
     return None
 
 
-def test_docker_compose_config_validates() -> None:
-    command = _compose_command()
+def _compose_spec_validator() -> list[str] | None:
+    """The reference loader's command, built once into the cache; None where Go is missing."""
+    from cqlstar.localnode import cache_root
+
+    bin_dir = cache_root() / "compose-spec" / COMPOSE_SPEC_VERSION
+    binary = bin_dir / "cmd"
+    if not binary.is_file():
+        if shutil.which("go") is None:
+            return None
+        bin_dir.mkdir(parents=True, exist_ok=True)
+        # At most two compile jobs: the machines have two cores, shared.
+        env = {**os.environ, "GOBIN": str(bin_dir), "GOFLAGS": "-p=2 -buildvcs=false"}
+        proc = subprocess.run(
+            ["go", "install", f"{COMPOSE_SPEC_MODULE}/cmd@{COMPOSE_SPEC_VERSION}"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+        )
+        assert proc.returncode == 0, f"building the compose-spec validator failed:\n{proc.stderr}"
+    return [str(binary), "{file}"]
+
+
+@pytest.fixture(scope="module")
+def compose_validator() -> list[str]:
+    command = _compose_command() or _compose_spec_validator()
     if command is None:
-        pytest.skip("neither a docker compose plugin nor docker-compose is installed")
-    # `config` parses, interpolates and checks the file against the Compose
-    # schema entirely client-side: no engine needed.
-    proc = subprocess.run(
-        [*command, "-f", str(COMPOSE), "config", "-q"],
+        pytest.skip("no docker compose, docker-compose or Go toolchain to validate with")
+    return command
+
+
+def _validate(command: list[str], path: Path) -> subprocess.CompletedProcess[str]:
+    # Parses, interpolates and checks the file against the Compose schema entirely client-side:
+    # no engine needed.
+    return subprocess.run(
+        [part.replace("{file}", str(path)) for part in command],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
+
+
+def test_docker_compose_config_validates(compose_validator: list[str]) -> None:
+    proc = _validate(compose_validator, COMPOSE)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_compose_validator_refuses_a_misspelt_key(
+    compose_validator: list[str], compose: dict[str, Any], tmp_path: Path
+) -> None:
+    # The same file with one key misspelt: the validator must say no, or its yes above means
+    # nothing.
+    broken = json.loads(json.dumps(compose))
+    broken["services"]["cqlstar"]["deploy"] = {"replicaz": 2}
+    path = tmp_path / "compose.yaml"
+    path.write_text(yaml.safe_dump(broken), encoding="utf-8")
+    proc = _validate(compose_validator, path)
+    assert proc.returncode != 0
+    assert "replicaz" in proc.stdout + proc.stderr
 
 
 # --------------------------------------------------------------------------
