@@ -28,6 +28,20 @@ _TABLES = (
     )""",
     # A storage-attached index lets `age >= n` filters run without ALLOW FILTERING scans.
     "CREATE INDEX IF NOT EXISTS users_age_idx ON {ks}.users (age) USING 'sai'",
+    # What `Idempotency-Key` remembers (`cqlstar.users.idempotency`). Times are epoch milliseconds.
+    # Every write sets its own TTL; the table's default is there for a write that would not.
+    """CREATE TABLE IF NOT EXISTS {ks}.idempotency_keys (
+        operation text,
+        principal text,
+        key text,
+        fingerprint blob,
+        user_ids list<uuid>,
+        created_at bigint,
+        state text,
+        owner uuid,
+        claimed_at bigint,
+        PRIMARY KEY ((operation, principal, key))
+    ) WITH default_time_to_live = 86400""",
 )
 
 # Schema changes must settle across the cluster before the next statement relies on them.

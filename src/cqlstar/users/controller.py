@@ -21,6 +21,7 @@ from litestar.status_codes import (
     HTTP_201_CREATED,
     HTTP_400_BAD_REQUEST,
     HTTP_404_NOT_FOUND,
+    HTTP_409_CONFLICT,
     HTTP_422_UNPROCESSABLE_ENTITY,
     HTTP_503_SERVICE_UNAVAILABLE,
     HTTP_504_GATEWAY_TIMEOUT,
@@ -29,7 +30,14 @@ from litestar.status_codes import (
 from cqlstar.identity import Role, requires
 from cqlstar.users.dependencies import (
     provide_page_token_signer,
+    provide_user_creates,
     provide_user_repository,
+)
+from cqlstar.users.idempotency import (
+    REPLAYED_HEADER,
+    IdempotencyKeyHeader,
+    UserCreates,
+    principal_of,
 )
 from cqlstar.users.page_tokens import InvalidPageToken, PageTokenSigner
 from cqlstar.users.repository import UserRepository
@@ -65,6 +73,20 @@ _COMMON: dict[int, ResponseSpec] = {
     HTTP_504_GATEWAY_TIMEOUT: _TIMED_OUT,
 }
 _BY_ID: dict[int, ResponseSpec] = {HTTP_400_BAD_REQUEST: _BAD_ID, **_COMMON}
+_CREATE_RESPONSES: dict[int, ResponseSpec] = {
+    HTTP_409_CONFLICT: ResponseSpec(
+        ErrorDetail,
+        description=(
+            "Another request with this Idempotency-Key is in progress "
+            "(a Retry-After header says when to retry)"
+        ),
+    ),
+    HTTP_422_UNPROCESSABLE_ENTITY: ResponseSpec(
+        ValidationErrorDetail,
+        description="The request does not validate, or its Idempotency-Key was used with another",
+    ),
+    **_COMMON,
+}
 
 ListLimit = Annotated[
     int, Parameter(ge=1, le=100, description="How many users to return (1 to 100)")
@@ -98,6 +120,7 @@ class UserController(Controller):
     tags = ["users"]
     dependencies = {
         "repository": Provide(provide_user_repository, sync_to_thread=False),
+        "creates": Provide(provide_user_creates, sync_to_thread=False),
         "page_tokens": Provide(provide_page_token_signer, sync_to_thread=False),
     }
 
@@ -106,19 +129,27 @@ class UserController(Controller):
         operation_id="createUser",
         summary="Create a user",
         status_code=HTTP_201_CREATED,
-        responses={HTTP_422_UNPROCESSABLE_ENTITY: _INVALID, **_COMMON},
+        responses=_CREATE_RESPONSES,
         opt={"operation": "create user"},
     )
     async def create_user(
-        self, data: JSONBody[UserCreate], repository: NamedDependency[UserRepository]
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[UserCreate],
+        creates: NamedDependency[UserCreates],
+        idempotency_key: IdempotencyKeyHeader = None,
     ) -> Response[User]:
         """Stores a new user under a server-generated UUID; `created_at` equals `updated_at`.
 
-        The `Location` header points at the new user."""
-        user = await repository.create(data)
-        return Response(
-            user, status_code=HTTP_201_CREATED, headers={"Location": f"/users/{user.id}"}
+        The `Location` header points at the new user. With an `Idempotency-Key`, a retry with the
+        same key and body answers the first answer and writes nothing more."""
+        user, replayed = await creates.create(
+            data, key=idempotency_key, principal=principal_of(request.scope.get("user"))
         )
+        headers = {"Location": f"/users/{user.id}"}
+        if replayed:
+            headers[REPLAYED_HEADER] = "true"
+        return Response(user, status_code=HTTP_201_CREATED, headers=headers)
 
     @get(
         guards=[requires(Role.USERS_READ)],
@@ -217,24 +248,32 @@ class UserController(Controller):
         operation_id="createUsers",
         summary="Create up to 100 users at once",
         status_code=HTTP_201_CREATED,
-        responses={HTTP_422_UNPROCESSABLE_ENTITY: _INVALID, **_COMMON},
+        responses=_CREATE_RESPONSES,
         opt={"operation": "create users"},
     )
     async def create_users(
         self,
+        request: Request[Any, Any, Any],
         data: Annotated[
             list[UserCreate] | UserBatch,
             Body(description='1 to 100 users: a JSON array, or an object `{"users": [...]}`'),
         ],
-        repository: NamedDependency[UserRepository],
-    ) -> BatchCreated:
+        creates: NamedDependency[UserCreates],
+        idempotency_key: IdempotencyKeyHeader = None,
+    ) -> Response[BatchCreated]:
         """The body is a JSON array of users, or `{"users": [...]}`; 1 to 100 of them. If any item
         is invalid the answer is 422 (its `loc` names the item's index) and nothing is written.
         All or nothing: if writing any of them fails, the ones written are deleted again shortly
         after the error answer."""
         new_users = data.users if isinstance(data, UserBatch) else _batch_items(data)
-        created = await repository.create_many(new_users)
-        return BatchCreated(created=len(created), users=created)
+        created, replayed = await creates.create_many(
+            new_users, key=idempotency_key, principal=principal_of(request.scope.get("user"))
+        )
+        return Response(
+            BatchCreated(created=len(created), users=created),
+            status_code=HTTP_201_CREATED,
+            headers={REPLAYED_HEADER: "true"} if replayed else None,
+        )
 
     @get(
         "/stream",

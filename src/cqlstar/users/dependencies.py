@@ -1,4 +1,5 @@
-"""What the Users handlers receive by injection: the repository and the page-token signer."""
+"""What the Users handlers receive by injection: the repository, the creates that honour
+`Idempotency-Key`, and the page-token signer."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from cqlstar.aiocassandra import AsyncSession
 from cqlstar.database import CassandraUnavailable
 from cqlstar.services import Services
 from cqlstar.settings import Settings
+from cqlstar.users.idempotency import UserCreates
 from cqlstar.users.page_tokens import PageTokenSigner
 from cqlstar.users.repository import UserRepository
 
@@ -24,9 +26,12 @@ class UserRepositoryHolder:
 
     def __init__(self) -> None:
         self._repository: UserRepository | None = None
+        self._creates: UserCreates | None = None
 
     async def prepare(self, session: AsyncSession) -> None:
-        self._repository = await UserRepository.prepare(session)
+        repository = await UserRepository.prepare(session)
+        self._creates = await UserCreates.prepare(session, repository)
+        self._repository = repository
 
     @property
     def current(self) -> UserRepository:
@@ -34,9 +39,19 @@ class UserRepositoryHolder:
             raise CassandraUnavailable
         return self._repository
 
+    @property
+    def creates(self) -> UserCreates:
+        if self._creates is None:
+            raise CassandraUnavailable
+        return self._creates
+
 
 def provide_user_repository(state: State) -> UserRepository:
     return Services.of(state).user_repository.current
+
+
+def provide_user_creates(state: State) -> UserCreates:
+    return Services.of(state).user_repository.creates
 
 
 def provide_page_token_signer(settings: NamedDependency[Settings]) -> PageTokenSigner:
