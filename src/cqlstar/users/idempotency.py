@@ -53,7 +53,6 @@ from collections.abc import Sequence
 from typing import Annotated, Any
 
 import msgspec
-from cassandra import ConsistencyLevel
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.params import HeaderParameter
 from litestar.status_codes import HTTP_409_CONFLICT
@@ -111,9 +110,6 @@ _RELEASE = (
     "DELETE FROM idempotency_keys WHERE operation = ? AND principal = ? AND key = ? IF owner = ?"
 )
 
-# Like the users' writes: the condition at a serial quorum, the commit at a quorum.
-_COMMIT = ConsistencyLevel.LOCAL_QUORUM
-
 
 class KeyInUse(HTTPException):
     """Another request holds the key right now."""
@@ -151,8 +147,8 @@ class UserCreates:
 
     @classmethod
     async def prepare(cls, session: AsyncSession, repository: UserRepository) -> UserCreates:
-        # Conditional statements are never retried by the driver (the outcome of a timed-out
-        # Paxos round is unknown); each step below copes with a lost answer instead.
+        # Not marked idempotent: the driver neither retries nor speculates them (the outcome of a
+        # timed-out Paxos round is unknown); each step below copes with a lost answer instead.
         statements = [
             await session.prepare(cql, idempotent=False)
             for cql in (_CLAIM, _TAKE_OVER, _SET_STATE, _RELEASE)
@@ -242,7 +238,6 @@ class UserCreates:
             statement,
             values,
             timeout=deadline.remaining(QUERY_TIMEOUT_S) if timeout is None else timeout,
-            consistency=_COMMIT,
         )
 
     def _undo_later(

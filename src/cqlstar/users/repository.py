@@ -20,9 +20,13 @@ column. Reads skip a row without the required columns (an old remnant of the bug
 written around the service) and log its id once, rather than failing a list or stream for every
 client; `GET` answers 404 for it, updates do not apply to it, and `DELETE` removes it.
 
-Each statement is marked idempotent only when a driver retry cannot change the outcome. The
-conditional update is not (a retry after a timeout could report a misleading `[applied]`); the
-insert is, because its new id can only collide with its own first attempt, which `create` recognises.
+Only the reads are marked idempotent. The conditional writes are not, although sending the insert or
+the delete twice would do no harm (a new id only meets its own first attempt, which `_insert_new`
+recognises; a second delete finds nothing): the driver speculates idempotent statements (a second
+copy to another replica after `CASSANDRA_SPECULATIVE_DELAY_MS`), and two Paxos rounds on one
+partition only contend with each other, at four round trips each. The conditional update could also
+report a misleading `[applied]` on a retry. Writes commit at the service's consistency
+(`CASSANDRA_CONSISTENCY`, LOCAL_QUORUM by default) and check their condition at its serial one.
 
 Every call passes the request's remaining time budget as the driver timeout (`cqlstar.web.deadline`),
 so no query outlives the request that asked for it.
@@ -224,13 +228,12 @@ class UserRepository:
     @classmethod
     async def prepare(cls, session: AsyncSession) -> UserRepository:
         """Prepare every statement on `session`; run once per connection."""
-        # (name, CQL, idempotent): a new uuid makes the inserts safe to retry (see `create`); reads
-        # are, and so is a delete (a second attempt finds nothing and leaves nothing).
+        # (name, CQL, idempotent): the conditional writes are not marked (module docs).
         specs = (
-            ("insert_if_not_exists", _INSERT_IF_NOT_EXISTS, True),
+            ("insert_if_not_exists", _INSERT_IF_NOT_EXISTS, False),
             ("select_by_id", SELECT_USER_BY_ID, True),
             ("update_if_exists", _UPDATE_IF_EXISTS, False),
-            ("delete_if_exists", _DELETE_IF_EXISTS, True),
+            ("delete_if_exists", _DELETE_IF_EXISTS, False),
             ("select_all", _SELECT_ALL, True),
             ("select_min_age", _SELECT_MIN_AGE, True),
             ("select_all_limited", _SELECT_ALL_LIMITED, True),
@@ -297,10 +300,7 @@ class UserRepository:
 
     async def _insert_new(self, values: tuple[Any, ...]) -> None:
         result = await self._session.execute(
-            self._insert_if_not_exists,
-            values,
-            timeout=deadline.remaining(QUERY_TIMEOUT_S),
-            consistency=_READ_YOUR_WRITE,
+            self._insert_if_not_exists, values, timeout=deadline.remaining(QUERY_TIMEOUT_S)
         )
         # Not applied: the id is taken. A random UUID only meets itself: the driver sent the insert
         # again after the first attempt was applied, or a write is being resumed. Anything else is
@@ -312,12 +312,7 @@ class UserRepository:
         """Delete these users (those that exist), all at once; the first failure once all settle."""
         outcomes = await asyncio.gather(
             *(
-                self._session.execute(
-                    self._delete_if_exists,
-                    (user_id,),
-                    timeout=timeout,
-                    consistency=_READ_YOUR_WRITE,
-                )
+                self._session.execute(self._delete_if_exists, (user_id,), timeout=timeout)
                 for user_id in ids
             ),
             return_exceptions=True,
@@ -388,10 +383,7 @@ class UserRepository:
     async def delete(self, user_id: uuid.UUID) -> None:
         """Remove the user; deleting one that does not exist is not an error (and writes nothing)."""
         await self._session.execute(
-            self._delete_if_exists,
-            (user_id,),
-            timeout=deadline.remaining(QUERY_TIMEOUT_S),
-            consistency=_READ_YOUR_WRITE,
+            self._delete_if_exists, (user_id,), timeout=deadline.remaining(QUERY_TIMEOUT_S)
         )
 
     async def list_users(self, limit: int) -> list[User]:
