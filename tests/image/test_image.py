@@ -1,14 +1,17 @@
 """The project's image, built from its own Dockerfile with podman and run for real (`just test-image`).
 
 What an operator relies on, checked on a running container against the real Cassandra: it builds;
-it serves and reaches Cassandra; a user written through it reads back; it runs as the non-root user;
+it serves and reaches Cassandra; a user written through it reads back; two replicas configured as the
+compose stack configures them serve one walk of pages between them; it runs as the non-root user;
 its HEALTHCHECK passes while it can serve and fails while it cannot; `podman stop` lets a request in
 flight finish, and the container exits 0 with a clean shutdown log.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
+import secrets
 import threading
 import time
 import uuid
@@ -76,6 +79,70 @@ def test_user_created_through_the_image_reads_back(service: Container) -> None:
     assert read.status_code == 200
     assert read.json() == user
     assert (user["name"], user["email"], user["age"]) == ("Ada Image", email, 36)
+
+
+def test_two_replicas_share_the_keyspace_and_page_tokens(
+    podman: Podman,
+    built_image: BuiltImage,
+    container_env: dict[str, str],
+    service: Container,
+) -> None:
+    # What the compose stack's replicas rely on: one keyspace, and one CQLSTAR_PAGE_TOKEN_SECRET so
+    # that a page token made by one replica is accepted by the other.
+    env = {**container_env, "CQLSTAR_PAGE_TOKEN_SECRET": secrets.token_urlsafe(32)}
+    first = start_container(podman, built_image, env)
+    try:
+        second = start_container(podman, built_image, env)
+    except BaseException:
+        podman.remove(first.name)
+        raise
+    try:
+        batch = [
+            {
+                "name": f"Replica {n}",
+                "email": f"replica-{uuid.uuid4().hex[:8]}@example.com",
+                "age": 40,
+            }
+            for n in range(12)
+        ]
+        created = httpx.post(f"{first.base_url}/users/batch", json=batch, timeout=30)
+        assert created.status_code == 201, created.text
+        made = {user["id"] for user in created.json()["users"]}
+        some = next(iter(made))
+        assert httpx.get(f"{second.base_url}/users/{some}", timeout=10).status_code == 200
+
+        # A walk of every user that starts on one replica and goes on on the other.
+        seen: list[str] = []
+        page = httpx.get(f"{first.base_url}/users/stream/pages?fetch_size=10", timeout=10).json()
+        seen += [user["id"] for user in page["users"]]
+        assert page["has_more"] is True
+        token = page["page_state"]
+        # The second page from the second replica, then taking turns.
+        replicas = itertools.cycle([second, first])
+        while page["has_more"]:
+            replica = next(replicas)
+            response = httpx.get(
+                f"{replica.base_url}/users/stream/pages",
+                params={"fetch_size": 10, "page_state": page["page_state"]},
+                timeout=10,
+            )
+            assert response.status_code == 200, response.text
+            page = response.json()
+            seen += [user["id"] for user in page["users"]]
+        assert len(seen) == len(set(seen))
+        assert made <= set(seen)
+    finally:
+        podman.remove(first.name)
+        podman.remove(second.name)
+    # A replica with another secret (the shared `service`, which has its own random one) refuses
+    # the same token: the shared secret is what made the walk above work.
+    refused = httpx.get(
+        f"{service.base_url}/users/stream/pages",
+        params={"fetch_size": 10, "page_state": token},
+        timeout=10,
+    )
+    assert refused.status_code == 400
+    assert refused.json() == {"detail": "Invalid page_state"}
 
 
 def test_every_process_runs_as_the_non_root_user(podman: Podman, service: Container) -> None:
