@@ -31,6 +31,8 @@ from cqlstar.users import UserController, UserRepositoryHolder
 from cqlstar.web.deadline import RequestBudgetMiddleware
 from cqlstar.web.dependencies import provide_connection, provide_session, provide_settings
 from cqlstar.web.errors import EXCEPTION_HANDLERS
+from cqlstar.web.inputs import JSONBodyRequest, RequestInputsMiddleware
+from cqlstar.web.methods import MethodsMiddleware, allowed_methods
 
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -89,7 +91,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "settings": Provide(provide_settings, sync_to_thread=False),
         },
         # Authentication first: a request without a valid token does nothing else.
-        middleware=[*([identity.middleware()] if identity else []), RequestBudgetMiddleware],
+        middleware=[
+            *([identity.middleware()] if identity else []),
+            RequestBudgetMiddleware,
+            RequestInputsMiddleware,
+        ],
+        request_class=JSONBodyRequest,
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=MAX_BODY_BYTES,
         openapi_config=OpenAPIConfig(
@@ -109,5 +116,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     )
     if identity:
         document_access(app)
+    # Around routing: HEAD is routed as GET, and OPTIONS answers list every method (web.methods).
+    app.asgi_handler = MethodsMiddleware(app.asgi_handler, allowed_methods(app))
     # Around routing, so requests for unknown routes and wrong methods are traced too.
     return telemetry.instrument(app)

@@ -18,13 +18,23 @@ from typing import Annotated
 
 import msgspec
 
-# Pragmatic address syntax (the shape browsers accept for <input type=email>, plus a dot in the
-# domain): a local part of at most 64 allowed characters, an @, and dot-separated DNS labels.
-# Deliverability is not something syntax can check.
-EMAIL_PATTERN = (
-    r"^(?=[^@]{1,64}@)[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+"
-    r"@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+# Every pattern here means the same to Python's `re` (which msgspec uses to validate) and to an
+# ECMA-262 engine (which JSON Schema, and so the OpenAPI document's readers, use): explicit ASCII
+# classes and `\uXXXX` escapes only, never `\s`, `\w` or `\d` (whose sets differ between the two),
+# and never a bare `$`, which Python also matches before a final newline (`$(?!\n)` ends the text in
+# both).
+
+# Pragmatic address syntax: the shape browsers accept for <input type=email> (a dot-atom local part
+# of at most 64 characters, so no dot at either edge and no two in a row, an @, and dot-separated
+# DNS labels), with at least one dot in the domain. Deliverability is not something syntax can check.
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+EMAIL_PATTERN = rf"^(?=[^@]{{1,64}}@){_ATOM}(?:\.{_ATOM})*@{_LABEL}(?:\.{_LABEL})+$(?!\n)"
+
+# A name needs one visible character: one that is whitespace in neither dialect. The class lists
+# the union of Python's and ECMA-262's whitespace (Python's adds \x1c-\x1f and \x85, ECMA's \ufeff).
+NAME_PATTERN = (
+    r"[^\t\n\v\f\r \x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]"
 )
 
 Name = Annotated[
@@ -33,7 +43,7 @@ Name = Annotated[
     msgspec.Meta(
         min_length=1,
         max_length=100,
-        pattern=r"\S",
+        pattern=NAME_PATTERN,
         extra_json_schema={
             "description": "Display name, 1 to 100 characters",
             "examples": ["Ada Lovelace"],
@@ -55,7 +65,15 @@ Email = Annotated[
 Age = Annotated[
     int,
     msgspec.Meta(
-        ge=0, le=150, extra_json_schema={"description": "Age in years, 0 to 150", "examples": [36]}
+        ge=0,
+        le=150,
+        extra_json_schema={
+            "description": "Age in years, 0 to 150",
+            "examples": [36],
+            # Litestar's schema generator skips a bound of 0 where the field is optional
+            # (`UserUpdate.age`); stated again so the document always carries it.
+            "extra": {"minimum": 0},
+        },
     ),
 ]
 # Text rather than uuid.UUID: rows carry the id as Cassandra formats it (see the repository), and

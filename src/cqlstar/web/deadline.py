@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 import time
 from contextvars import ContextVar
 
@@ -39,12 +40,16 @@ def remaining(default: float | None = None) -> float | None:
     return left if default is None else min(left, default)
 
 
+# A plain decimal number of seconds, optionally with an exponent: `float()` alone would also take
+# `1_0`, a sign, surrounding whitespace, `nan`/`inf` and non-ASCII digits.
+_SECONDS = re.compile(rb"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
 def parse_budget(raw: bytes) -> float | None:
     """The budget in seconds, or None when the header value is malformed or out of range."""
-    try:
-        value = float(raw)
-    except ValueError:
+    if not _SECONDS.fullmatch(raw):
         return None
+    value = float(raw)
     if not math.isfinite(value) or not 0 < value <= MAX_BUDGET_S:
         return None
     return value

@@ -40,6 +40,8 @@ from cqlstar.web.deadline import BudgetExceeded
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_S = "5"
+EMPTY_BODY = "The request body is empty: a JSON document is required"
+_MISSING_BODY = "'data'"
 
 
 def _detail(status: int, detail: Any, headers: dict[str, str] | None = None) -> Response[Any]:
@@ -54,6 +56,11 @@ def _validation_error(request: Request[Any, Any, Any], exc: ValidationException)
             continue
         source = entry.get("source") or "body"
         loc: list[Any] = [source, *_key_path(str(entry.get("key") or ""))]
+        if loc == ["body", "data"] and entry.get("message") == _MISSING_BODY:
+            # Litestar hands a handler no `data` at all for an empty body, and its signature check
+            # then names the missing key the way a KeyError prints it.
+            items.append({"loc": ["body"], "msg": EMPTY_BODY, "type": "value_error.missing"})
+            continue
         if loc == ["body", "data"]:
             # Litestar names only its `data` parameter when the failure is inside a list body or
             # in a struct's own check; the msgspec error it wraps still has the exact path.

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import re
+import shutil
+import subprocess
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,6 +15,8 @@ import pytest
 
 from cqlstar.users.schemas import (
     _TIMESTAMP_CACHE_SIZE,
+    EMAIL_PATTERN,
+    NAME_PATTERN,
     BatchItems,
     User,
     UserBatch,
@@ -51,7 +57,9 @@ def test_names_within_bounds(name: str) -> None:
     assert decode({**VALID, "name": name}).name == name
 
 
-@pytest.mark.parametrize("name", ["", "x" * 101, "   ", "\t\n"])
+@pytest.mark.parametrize(
+    "name", ["", "x" * 101, "   ", "\t\n", "\x1c", "\x85", "\ufeff", "\u3000\u00a0", " \n"]
+)
 def test_names_out_of_bounds(name: str) -> None:
     with pytest.raises(msgspec.ValidationError, match=r"\$\.name"):
         decode({**VALID, "name": name})
@@ -90,6 +98,14 @@ def test_valid_emails(email: str) -> None:
         "a@" + "b" * 64 + ".com",
         # 255 characters: one over the limit, otherwise well formed.
         LONGEST_EMAIL + "m",
+        # Python's `$` also matches before a final newline.
+        "a@b.co\n",
+        "ada@example.com\n",
+        # A dot-atom local part: no dot at either edge, never two in a row.
+        ".ada@example.com",
+        "ada.@example.com",
+        "ada..lovelace@example.com",
+        ".@example.com",
     ],
 )
 def test_invalid_emails(email: str) -> None:
@@ -217,3 +233,48 @@ def test_user_encodes_with_contract_field_names_and_order() -> None:
         b'{"id":"3f1c1d2e-8a4b-4c5d-9e6f-001122334455","name":"Ada","email":"ada@example.com",'
         b'"age":36,"created_at":"2026-11-22T10:00:00.123Z","updated_at":"2026-11-22T10:00:00.123Z"}'
     )
+
+
+# Strings on which Python's and ECMA-262's regex dialects could disagree: every kind of whitespace
+# either dialect knows, line ends at the edges, non-ASCII letters and digits.
+DIALECT_PROBES = [
+    "Ada",
+    " x ",
+    "a",
+    "\u0663",
+    "Zo\u00eb",
+    *(chr(c) for c in range(0x20)),
+    *"\x85\xa0\u1680\u2000\u200a\u2028\u2029\u202f\u205f\u3000\ufeff\u180e\u200b",
+    "ada@example.com",
+    "ada@example.com\n",
+    "\nada@example.com",
+    "ada@example.com\r",
+    "first.last+tag@sub.example.co.uk",
+    ".ada@example.com",
+    "ada..l@example.com",
+    "a@b.c\u0663",
+    "\u0430@example.com",
+]
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs node for an ECMA-262 regex engine")
+@pytest.mark.parametrize("pattern", [EMAIL_PATTERN, NAME_PATTERN])
+def test_patterns_mean_the_same_in_python_and_ecma(pattern: str) -> None:
+    """JSON Schema readers apply the OpenAPI document's patterns as ECMA-262 regexes, with or
+    without the `u` flag; msgspec applies them with Python's `re.search`."""
+    script = (
+        "const [pattern, probes] = JSON.parse(require('fs').readFileSync(0, 'utf8'));"
+        "const plain = new RegExp(pattern), unicode = new RegExp(pattern, 'u');"
+        "console.log(JSON.stringify(probes.map(p => [plain.test(p), unicode.test(p)])));"
+    )
+    out = subprocess.run(
+        ["node", "-e", script],
+        input=json.dumps([pattern, DIALECT_PROBES]),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    ecma = json.loads(out)
+    python = [bool(re.search(pattern, probe)) for probe in DIALECT_PROBES]
+    assert [plain for plain, _ in ecma] == python
+    assert [unicode for _, unicode in ecma] == python

@@ -11,13 +11,20 @@ from cqlstar.web import deadline
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
-    [(b"0.5", 0.5), (b"60", 60.0), (b"1e1", 10.0), (b" 2 ", 2.0)],
+    [(b"0.5", 0.5), (b"60", 60.0), (b"1e1", 10.0), (b".5", 0.5), (b"5.", 5.0), (b"2.5E0", 2.5)],
 )
 def test_accepts_seconds_in_range(raw: bytes, expected: float) -> None:
     assert deadline.parse_budget(raw) == expected
 
 
-@pytest.mark.parametrize("raw", [b"0", b"-1", b"60.01", b"abc", b"", b"nan", b"inf"])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        *(b"0", b"-1", b"60.01", b"abc", b"", b"nan", b"inf", b"0x10", b"1e9"),
+        # Forms `float()` takes that a number of seconds is not written as.
+        *(b"1_0", b"+5", b"\t5", b"5\t", b" 2 ", b"\xd9\xa3", b"5 s", b"1,5", b"."),
+    ],
+)
 def test_refuses_malformed_or_out_of_range(raw: bytes) -> None:
     assert deadline.parse_budget(raw) is None
 
