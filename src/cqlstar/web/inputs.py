@@ -34,7 +34,7 @@ from urllib.parse import parse_qsl
 
 import msgspec
 from litestar import Request
-from litestar.enums import ScopeType
+from litestar.enums import RequestEncodingType, ScopeType
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.handlers import BaseRouteHandler
 from litestar.params import BodyKwarg, DependencyKwarg, ParameterKwarg
@@ -68,9 +68,11 @@ def declared_inputs(handler: BaseRouteHandler) -> DeclaredInputs:
     for name, field in handler.parsed_fn_signature.parameters.items():
         kwarg = field.kwarg_definition
         if name == "data" or isinstance(kwarg, BodyKwarg):
-            # `annotation` is the declared type without Litestar's own `Annotated[..., Body()]`
-            # wrapper; msgspec constraints (`Meta`) inside it are kept.
-            body_decoder = msgspec.json.Decoder(field.annotation)
+            # Form and MessagePack bodies keep Litestar's own handling.
+            if not isinstance(kwarg, BodyKwarg) or kwarg.media_type == RequestEncodingType.JSON:
+                # `annotation` is the declared type without Litestar's own
+                # `Annotated[..., Body()]` wrapper; msgspec constraints (`Meta`) inside it are kept.
+                body_decoder = msgspec.json.Decoder(field.annotation)
             continue
         if isinstance(kwarg, DependencyKwarg) or name in _RESERVED:
             continue

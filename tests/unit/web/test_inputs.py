@@ -29,7 +29,7 @@ VALID = b'{"name": "Ada", "email": "ada@example.com", "age": 36'
 
 @pytest.fixture(scope="module")
 def app() -> Litestar:
-    return create_app(Settings())
+    return create_app(Settings(auth="disabled"))
 
 
 def handler(app: Litestar, operation_id: str) -> HTTPRouteHandler:
