@@ -77,6 +77,10 @@ class RoleGuard:
         self.role = role
 
     def __call__(self, connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        if connection.scope.get("method") == "OPTIONS":
+            # Litestar's automatic OPTIONS answer (the allowed methods) inherits a controller's
+            # guards; like the middleware, it stays open: it reveals nothing the 405s don't.
+            return
         principal = connection.scope.get("user")
         if principal is None:
             if Services.of(connection.app.state).identity is None:
@@ -100,13 +104,24 @@ def requires(role: Role) -> RoleGuard:
 AUTHENTICATED = RoleGuard(None)
 
 
+def role_guard(handler: HTTPRouteHandler) -> RoleGuard | None:
+    """The handler's `RoleGuard`, declared on it or on its controller or router.
+
+    Read from the layers' declared `guards`: `resolve_guards()` returns them wrapped."""
+    for layer in handler.ownership_layers:
+        for guard in layer.guards or ():
+            if isinstance(guard, RoleGuard):
+                return guard
+    return None
+
+
 def document_access(app: Litestar) -> None:
     """Security, role and 401/403 of every guarded operation, from its `RoleGuard`."""
     for route in app.routes:
         for handler in getattr(route, "route_handlers", ()):
             if not isinstance(handler, HTTPRouteHandler):
                 continue
-            guard = next((g for g in handler.resolve_guards() if isinstance(g, RoleGuard)), None)
+            guard = role_guard(handler)
             if guard is None:
                 continue
             line = _TOKEN_LINE if guard.role is None else _ROLE_LINE.format(role=guard.role.value)

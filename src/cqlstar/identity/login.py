@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import msgspec
@@ -100,6 +101,7 @@ _UNAVAILABLE = ResponseSpec(
 _INVALID = ResponseSpec(ValidationErrorDetail, description="A field is missing or malformed")
 
 
+@dataclass
 class _LoginOperation(Operation):
     """`POST /login`'s request body in both encodings it accepts (Litestar documents one)."""
 
