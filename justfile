@@ -11,7 +11,7 @@ default:
 sync:
     uv sync --frozen
 
-# Start Cassandra (and Keycloak) if needed, then serve the API: `python -m cqlstar` on HOST:PORT (args: e.g. --workers 2).
+# Start Cassandra, Redis and Keycloak if needed, then serve the API: `python -m cqlstar` on HOST:PORT (args: e.g. --workers 2).
 [group("run")]
 serve *args: sync _ensure-cassandra
     #!/usr/bin/env bash
@@ -20,6 +20,10 @@ serve *args: sync _ensure-cassandra
         OIDC_ISSUER="$(uv run --frozen python -m cqlstar.identity.localkeycloak start)"
         export OIDC_ISSUER
         echo "[keycloak] OIDC_ISSUER=${OIDC_ISSUER} (development realm: see README, Identity)" >&2
+    fi
+    if [ -z "${REDIS_URL:-}" ]; then
+        uv run --frozen python -m cqlstar.localredis start
+        export REDIS_URL="$(uv run --frozen python -m cqlstar.localredis url)"
     fi
     exec uv run --frozen python -m cqlstar {{args}}
 
@@ -62,6 +66,16 @@ keycloak: sync
 [group("keycloak")]
 keycloak-stop: sync
     uv run --frozen python -m cqlstar.identity.localkeycloak stop
+
+# Start the local Redis (Debian's redis-server 7.0, fetched once) on 127.0.0.1:6380 (idempotent).
+[group("redis")]
+redis: sync
+    uv run --frozen python -m cqlstar.localredis start
+
+# Stop the local Redis.
+[group("redis")]
+redis-stop: sync
+    uv run --frozen python -m cqlstar.localredis stop
 
 # Run the whole test suite against real Cassandra (starts the local node if needed).
 [group("check")]

@@ -6,6 +6,10 @@ Cassandra is chosen in this order, and the choice is printed:
 2. A Docker engine that answers: a testcontainers Cassandra 5.0 container.
 3. Otherwise the project's local node (`python -m cqlstar.localnode start`), started once and left
    running for the next run (it is cheap to keep, slow to start).
+
+Redis: `REDIS_URL` when set, otherwise the project's local Redis (`python -m cqlstar.localredis
+start`, 127.0.0.1:6380), shared by the whole run and left running. Tests that stop or freeze Redis
+start a private instance of their own instead.
 """
 
 from __future__ import annotations
@@ -114,7 +118,18 @@ def keyspace(cassandra: CassandraTarget) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def app_env(cassandra: CassandraTarget, keyspace: str) -> dict[str, str]:
+def redis_url() -> str:
+    """The run's shared Redis. Keys are namespaced per test where it matters; never flushed."""
+    if url := os.environ.get("REDIS_URL"):
+        print(f"\n[redis] using the Redis named by REDIS_URL: {url}")
+        return url
+    from cqlstar import localredis
+
+    return localredis.start()
+
+
+@pytest.fixture(scope="session")
+def app_env(cassandra: CassandraTarget, keyspace: str, redis_url: str) -> dict[str, str]:
     # Suites about other things run with authentication off; tests/integration/identity serves
     # the app with it on, against the real Keycloak (`keycloak` fixture, `KeycloakTarget.env`).
     return {
@@ -122,6 +137,12 @@ def app_env(cassandra: CassandraTarget, keyspace: str) -> dict[str, str]:
         "CASSANDRA_KEYSPACE": keyspace,
         "LOG_LEVEL": "WARNING",
         "CQLSTAR_AUTH": "disabled",
+        "REDIS_URL": redis_url,
+        # The suite's requests share a few principals (and one address): limits high enough never
+        # to get in the way of tests about something else. tests/integration/limits sets its own.
+        "RATE_LIMIT": "100000/minute",
+        "LOGIN_RATE_LIMIT": "100000/minute",
+        "WS_RATE_LIMIT": "100000/minute",
     }
 
 

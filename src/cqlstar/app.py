@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 
 from litestar import Litestar, Router
 from litestar.di import Provide
+from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 
@@ -22,6 +23,9 @@ from cqlstar.diagnostics import DIAGNOSTICS_CONTROLLERS, prepare_diagnostics
 from cqlstar.identity.guards import SECURITY_COMPONENTS, document_access
 from cqlstar.identity.middleware import OPEN_ROUTE
 from cqlstar.identity.setup import IDENTITY_ROUTE_HANDLERS, build_identity, warn_auth_disabled
+from cqlstar.limits import create_rate_limiter
+from cqlstar.limits.middleware import HttpRateLimitMiddleware
+from cqlstar.redisclient import connect_redis
 from cqlstar.services import Services
 from cqlstar.settings import Settings
 from cqlstar.system.controller import SystemController
@@ -59,6 +63,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         settings, on_connect=[prepare_diagnostics, user_repository.prepare]
     )
     identity = build_identity(settings)
+    redis = connect_redis(settings.redis_url) if settings.redis_url else None
+    rate_limiter = create_rate_limiter(settings, redis)
 
     @asynccontextmanager
     async def cassandra_lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -68,6 +74,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             yield
         finally:
             await connection.close()
+            await rate_limiter.close()
+            if redis is not None:
+                await redis.aclose()
 
     app = Litestar(
         route_handlers=[
@@ -83,6 +92,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             user_repository=user_repository,
             identity=identity.verifier if identity else None,
             identity_provider=identity.provider if identity else None,
+            redis=redis,
+            rate_limiter=rate_limiter,
         ).state(),
         lifespan=[cassandra_lifespan, identity.lifespan if identity else warn_auth_disabled],
         dependencies={
@@ -90,9 +101,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "session": Provide(provide_session, sync_to_thread=False),
             "settings": Provide(provide_settings, sync_to_thread=False),
         },
-        # Authentication first: a request without a valid token does nothing else.
+        # Authentication first: a request without a valid token does nothing else, and the rate
+        # limit counts in the window of the principal it found.
         middleware=[
             *([identity.middleware()] if identity else []),
+            DefineMiddleware(HttpRateLimitMiddleware, limiter=rate_limiter),
             RequestBudgetMiddleware,
             RequestInputsMiddleware,
         ],

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from litestar.datastructures import State
+from redis.asyncio import Redis
 
 if TYPE_CHECKING:
     # Imported for the annotations only: the domains import this module to read their services,
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     from cqlstar.database import CassandraConnection
     from cqlstar.identity.issuer import IssuerClient
     from cqlstar.identity.tokens import TokenVerifier
+    from cqlstar.limits import RateLimiter
     from cqlstar.settings import Settings
     from cqlstar.users.dependencies import UserRepositoryHolder
 
@@ -33,6 +35,10 @@ class Services:
     # CQLSTAR_AUTH=disabled.
     identity: TokenVerifier | None = None
     identity_provider: IssuerClient | None = None
+    # The shared Redis (`REDIS_URL`), None when state is in-process (`cqlstar.redisclient`).
+    redis: Redis | None
+    # Every rate limit of the service: HTTP per principal, login, WebSocket messages.
+    rate_limiter: RateLimiter
 
     def state(self) -> State:
         """The app's `State`, holding these services under the one key `of` reads."""

@@ -152,4 +152,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         # The settings' message names the variable; a traceback would only bury it.
         print(f"cqlstar: {error}", file=sys.stderr)
         raise SystemExit(2) from None
+    if options.workers > 1 and settings.redis_url is None and options.factory == APP_FACTORY:
+        # Rate limits, connection counts and broadcast live in-process without Redis: each worker
+        # would keep its own, and every limit would silently multiply by the number of workers.
+        # (Another factory, such as the benchmark's HTTP floor, keeps no such state.)
+        print(
+            f"cqlstar: --workers {options.workers} needs REDIS_URL: without it, rate limits, "
+            "WebSocket connection counts and broadcasts are per process. Set REDIS_URL (e.g. "
+            "`just redis`, then REDIS_URL=redis://127.0.0.1:6380/0) or serve one worker.",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
     serve(settings, options)

@@ -33,6 +33,34 @@ class SettingsError(ValueError):
     """A configuration variable holds a value the service cannot use."""
 
 
+_RATE = re.compile(r"^\s*(\d+)\s*/\s*(second|minute|hour|day)s?\s*$", re.IGNORECASE)
+_RATE_WINDOWS_S = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+
+
+class Rate(msgspec.Struct, frozen=True):
+    """At most `limit` events in any `window_s` seconds (a sliding window: see `cqlstar.limits`)."""
+
+    limit: int
+    window_s: int
+
+    @classmethod
+    def parse(cls, name: str, raw: str) -> Rate | None:
+        """`600/minute` (second, minute, hour or day); `0` means no limit, returned as None."""
+        if raw.strip() == "0":
+            return None
+        match = _RATE.match(raw)
+        if match is None or int(match[1]) < 1:
+            raise SettingsError(
+                f"{name}={raw!r}: expected <count>/<second|minute|hour|day>, e.g. 600/minute, "
+                "or 0 for no limit"
+            )
+        return cls(int(match[1]), _RATE_WINDOWS_S[match[2].lower()])
+
+    def __str__(self) -> str:
+        unit = {seconds: unit for unit, seconds in _RATE_WINDOWS_S.items()}[self.window_s]
+        return f"{self.limit}/{unit}"
+
+
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     cassandra_hosts: tuple[str, ...] = ("127.0.0.1",)
     cassandra_port: int = 9042
@@ -74,6 +102,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def audience(self) -> str:
         return self.oidc_audience or self.oidc_client_id
+    # Shared state (rate limit windows, WebSocket connection counts, broadcast). None: in-process,
+    # which is right for one process only (`python -m cqlstar --workers 2` refuses to start).
+    redis_url: str | None = None
+    # None turns a limit off (the variable set to 0).
+    rate_limit: Rate | None = Rate(600, 60)
+    login_rate_limit: Rate | None = Rate(10, 60)
+    ws_rate_limit: Rate | None = Rate(100, 60)
+    # Open WebSocket connections per principal across all processes; 0 means no limit.
+    ws_max_connections: int = 5
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -128,6 +165,22 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 raise SettingsError(f"LOG_LEVEL={level!r}: expected DEBUG, INFO, WARNING or ERROR")
             values["log_level"] = level.upper()
         values.update(_identity(env))
+        if url := env.get("REDIS_URL", "").strip():
+            if not url.startswith(("redis://", "rediss://", "unix://")):
+                raise SettingsError(
+                    f"REDIS_URL={url!r}: expected redis://host:port/db, rediss://... or unix://..."
+                )
+            values["redis_url"] = url
+        for name in ("RATE_LIMIT", "LOGIN_RATE_LIMIT", "WS_RATE_LIMIT"):
+            if name in env:
+                values[name.lower()] = Rate.parse(name, env[name])
+        if "WS_MAX_CONNECTIONS" in env:
+            raw = env["WS_MAX_CONNECTIONS"]
+            if not raw.strip().isdigit():
+                raise SettingsError(
+                    f"WS_MAX_CONNECTIONS={raw!r}: expected a whole number (0 for no limit)"
+                )
+            values["ws_max_connections"] = int(raw)
         return cls(**values)  # type: ignore[arg-type]
 
     @property

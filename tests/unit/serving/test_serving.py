@@ -95,10 +95,28 @@ def test_main_serves_the_environments_settings_with_the_flags_options(
     monkeypatch.setenv("HOST", "0.0.0.0")
     monkeypatch.setenv("PORT", "8081")
     monkeypatch.setenv("CQLSTAR_AUTH", "disabled")
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6380/0")
     main(["--workers", "2"])
     [(settings, options)] = served
     assert (settings.host, settings.port) == ("0.0.0.0", 8081)
     assert options == ServeOptions(workers=2)
+
+
+def test_several_workers_without_redis_exit_2_before_granian_starts(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    served: list[ServeOptions] = []
+    monkeypatch.setattr(serving, "serve", lambda settings, options: served.append(options))
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    with pytest.raises(SystemExit) as exited:
+        main(["--workers", "2"])
+    assert exited.value.code == 2
+    assert "--workers 2 needs REDIS_URL" in capsys.readouterr().err
+    assert served == []
+    # One worker needs no Redis, and another factory (the benchmark's floor) keeps no shared state.
+    main([])
+    main(["--workers", "2", "--factory", "bench.http_floor:create_floor_app"])
+    assert [options.workers for options in served] == [1, 2]
 
 
 @pytest.mark.parametrize(("name", "value"), [("PORT", "eighty"), ("PORT", "70000")])

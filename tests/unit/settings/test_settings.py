@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cqlstar.settings import Settings, SettingsError
+from cqlstar.settings import Rate, Settings, SettingsError
 
 ISSUER = "http://127.0.0.1:8180/realms/cqlstar"
 
@@ -107,3 +107,47 @@ def test_authentication_can_be_disabled_without_an_issuer() -> None:
 def test_malformed_identity_settings_name_their_variable(env: dict[str, str], name: str) -> None:
     with pytest.raises(SettingsError, match=name):
         Settings.from_env(env)
+
+
+def test_shared_state_and_limits_default_to_the_contracts_values() -> None:
+    settings = Settings.from_env({})
+    assert settings.redis_url is None
+    assert settings.rate_limit == Rate(600, 60)
+    assert settings.login_rate_limit == Rate(10, 60)
+    assert settings.ws_rate_limit == Rate(100, 60)
+    assert settings.ws_max_connections == 5
+
+
+def test_rates_and_redis_are_read() -> None:
+    settings = Settings.from_env(
+        {
+            "REDIS_URL": "redis://127.0.0.1:6380/1",
+            "RATE_LIMIT": "20/second",
+            "LOGIN_RATE_LIMIT": "5 / Hours",
+            "WS_RATE_LIMIT": "0",
+            "WS_MAX_CONNECTIONS": "0",
+        }
+    )
+    assert settings.redis_url == "redis://127.0.0.1:6380/1"
+    assert settings.rate_limit == Rate(20, 1)
+    assert str(settings.rate_limit) == "20/second"
+    assert settings.login_rate_limit == Rate(5, 3600)
+    assert settings.ws_rate_limit is None
+    assert settings.ws_max_connections == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("RATE_LIMIT", "600"),
+        ("RATE_LIMIT", "600/fortnight"),
+        ("LOGIN_RATE_LIMIT", "-1/minute"),
+        ("WS_RATE_LIMIT", "0/minute"),
+        ("WS_MAX_CONNECTIONS", "five"),
+        ("WS_MAX_CONNECTIONS", "-1"),
+        ("REDIS_URL", "127.0.0.1:6379"),
+    ],
+)
+def test_malformed_limits_name_their_variable(name: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=f"^{name}="):
+        Settings.from_env({name: value})

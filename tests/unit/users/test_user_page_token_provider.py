@@ -74,6 +74,8 @@ async def test_repeated_requests_share_one_signer_and_tokens_round_trip(
             settings=settings(),
             cassandra=None,  # type: ignore[arg-type]  # these routes never reach it
             user_repository=RepositoryHolder(repository),  # type: ignore[arg-type]
+            redis=None,
+            rate_limiter=None,  # type: ignore[arg-type]  # no limits in front of these routes
         ).state(),
         dependencies={"settings": Provide(provide_settings, sync_to_thread=False)},
     )

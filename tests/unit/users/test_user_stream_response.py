@@ -90,6 +90,8 @@ def app(repository: FakeRepository) -> Litestar:
             settings=Settings(),
             cassandra=None,  # type: ignore[arg-type]  # these routes never reach it
             user_repository=RepositoryHolder(repository),  # type: ignore[arg-type]
+            redis=None,
+            rate_limiter=None,  # type: ignore[arg-type]  # no limits in front of these routes
         ).state(),
         dependencies={"settings": Provide(provide_settings, sync_to_thread=False)},
     )
