@@ -102,6 +102,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def audience(self) -> str:
         return self.oidc_audience or self.oidc_client_id
+
     # Shared state (rate limit windows, WebSocket connection counts, broadcast). None: in-process,
     # which is right for one process only (`python -m cqlstar --workers 2` refuses to start).
     redis_url: str | None = None
@@ -165,22 +166,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 raise SettingsError(f"LOG_LEVEL={level!r}: expected DEBUG, INFO, WARNING or ERROR")
             values["log_level"] = level.upper()
         values.update(_identity(env))
-        if url := env.get("REDIS_URL", "").strip():
-            if not url.startswith(("redis://", "rediss://", "unix://")):
-                raise SettingsError(
-                    f"REDIS_URL={url!r}: expected redis://host:port/db, rediss://... or unix://..."
-                )
-            values["redis_url"] = url
-        for name in ("RATE_LIMIT", "LOGIN_RATE_LIMIT", "WS_RATE_LIMIT"):
-            if name in env:
-                values[name.lower()] = Rate.parse(name, env[name])
-        if "WS_MAX_CONNECTIONS" in env:
-            raw = env["WS_MAX_CONNECTIONS"]
-            if not raw.strip().isdigit():
-                raise SettingsError(
-                    f"WS_MAX_CONNECTIONS={raw!r}: expected a whole number (0 for no limit)"
-                )
-            values["ws_max_connections"] = int(raw)
+        values.update(_shared_state_and_limits(env))
         return cls(**values)  # type: ignore[arg-type]
 
     @property
@@ -219,6 +205,28 @@ def _speculative_delay(raw: str) -> float | None:
             f"CASSANDRA_SPECULATIVE_DELAY_MS={raw!r}: expected milliseconds (0 < ms <= 60000) or off"
         )
     return delay
+
+
+def _shared_state_and_limits(env: Mapping[str, str]) -> dict[str, object]:
+    """`REDIS_URL`, the three rates and `WS_MAX_CONNECTIONS`."""
+    values: dict[str, object] = {}
+    if url := env.get("REDIS_URL", "").strip():
+        if not url.startswith(("redis://", "rediss://", "unix://")):
+            raise SettingsError(
+                f"REDIS_URL={url!r}: expected redis://host:port/db, rediss://... or unix://..."
+            )
+        values["redis_url"] = url
+    for name in ("RATE_LIMIT", "LOGIN_RATE_LIMIT", "WS_RATE_LIMIT"):
+        if name in env:
+            values[name.lower()] = Rate.parse(name, env[name])
+    if "WS_MAX_CONNECTIONS" in env:
+        raw = env["WS_MAX_CONNECTIONS"]
+        if not raw.strip().isdigit():
+            raise SettingsError(
+                f"WS_MAX_CONNECTIONS={raw!r}: expected a whole number (0 for no limit)"
+            )
+        values["ws_max_connections"] = int(raw)
+    return values
 
 
 def _identity(env: Mapping[str, str]) -> dict[str, object]:

@@ -107,6 +107,7 @@ def test_several_workers_without_redis_exit_2_before_granian_starts(
 ) -> None:
     served: list[ServeOptions] = []
     monkeypatch.setattr(serving, "serve", lambda settings, options: served.append(options))
+    monkeypatch.setenv("CQLSTAR_AUTH", "disabled")
     monkeypatch.delenv("REDIS_URL", raising=False)
     with pytest.raises(SystemExit) as exited:
         main(["--workers", "2"])

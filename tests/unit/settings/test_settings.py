@@ -110,7 +110,7 @@ def test_malformed_identity_settings_name_their_variable(env: dict[str, str], na
 
 
 def test_shared_state_and_limits_default_to_the_contracts_values() -> None:
-    settings = Settings.from_env({})
+    settings = Settings.from_env({"CQLSTAR_AUTH": "disabled"})
     assert settings.redis_url is None
     assert settings.rate_limit == Rate(600, 60)
     assert settings.login_rate_limit == Rate(10, 60)
@@ -121,6 +121,7 @@ def test_shared_state_and_limits_default_to_the_contracts_values() -> None:
 def test_rates_and_redis_are_read() -> None:
     settings = Settings.from_env(
         {
+            "CQLSTAR_AUTH": "disabled",
             "REDIS_URL": "redis://127.0.0.1:6380/1",
             "RATE_LIMIT": "20/second",
             "LOGIN_RATE_LIMIT": "5 / Hours",
@@ -150,4 +151,4 @@ def test_rates_and_redis_are_read() -> None:
 )
 def test_malformed_limits_name_their_variable(name: str, value: str) -> None:
     with pytest.raises(SettingsError, match=f"^{name}="):
-        Settings.from_env({name: value})
+        Settings.from_env({"CQLSTAR_AUTH": "disabled", name: value})
