@@ -37,6 +37,7 @@ from typing import Any
 
 from bench.config import ROOT, BenchConfig
 from bench.http_floor import FLOOR_PATH
+from cqlstar.services import Services
 
 # (app factory, how a request's path is made from an id of the pool)
 APPS: dict[str, tuple[str, str]] = {
@@ -98,8 +99,6 @@ async def _measure(
     if started["type"] != "lifespan.startup.complete":
         raise RuntimeError(f"the app did not start: {started}")
     # Both apps are the service's: they connect to Cassandra in the background after start-up.
-    from cqlstar.services import Services
-
     connection = Services.of(app.state).cassandra
     deadline = time.monotonic() + CONNECT_TIMEOUT_S
     while not connection.is_connected:

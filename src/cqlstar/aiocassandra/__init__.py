@@ -18,10 +18,14 @@ Driver errors propagate as the driver's own types (InvalidRequest, Unavailable, 
 WriteTimeout, OperationTimedOut, NoHostAvailable). Using a closed session or cluster raises
 `SessionClosedError` (a `cassandra.DriverException`).
 
+Time budgets: `with time_budget(seconds):` bounds every query made inside it, all together, with
+no `timeout=` argument anywhere (`budget`).
+
 Tracing: one CLIENT span per logical query (retries included), named `<OPERATION> <ks>.<table>`;
 a stream is one span with a `cassandra.page` event per page. See `telemetry` for the details.
 """
 
+from .budget import BudgetExceeded, outside_budget, remaining, time_budget
 from .cluster import AsyncCluster
 from .result import AsyncResultSet
 from .retry import IdempotencyAwareRetryPolicy
@@ -34,8 +38,12 @@ __all__ = [
     "AsyncResultSet",
     "AsyncSession",
     "AsyncStreamingResultSet",
+    "BudgetExceeded",
     "IdempotencyAwareRetryPolicy",
     "Row",
     "SessionClosedError",
     "StreamConfig",
+    "outside_budget",
+    "remaining",
+    "time_budget",
 ]

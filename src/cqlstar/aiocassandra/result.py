@@ -13,9 +13,10 @@ is requested (streams use it too), and the per-page timeout that comes with it.
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import TYPE_CHECKING, Any
 
+from ._driver import column_names, paging_state, release_timer, restart_request_timer
+from .budget import remaining
 from .cql import CqlSummary
 from .rows import Row
 
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from ._bridge import LoopBridge
     from .session import AsyncSession
 
-__all__ = ["AsyncResultSet", "fetch_next_page", "release_timer"]
+__all__ = ["AsyncResultSet", "fetch_next_page"]
 
 
 def fetch_next_page(
@@ -33,46 +34,18 @@ def fetch_next_page(
 
     The caller must know that there is a next page (`response_future.has_more_pages`).
     """
+    timeout = remaining(timeout)  # a later page is still bounded by the caller's time budget
     fut: asyncio.Future[Any] = bridge.loop.create_future()
     # A ResponseFuture keeps its callbacks across pages and calls them again for every page; the
     # previous page's callbacks point at a future that is already done.
     response_future.clear_callbacks()
-    _restart_timeout(response_future, timeout)
+    restart_request_timer(response_future, timeout)
     response_future.start_fetching_next_page()
     # Only now: start_fetching_next_page resets the previous result, so a callback added before it
     # would be called at once with the *previous* page.
     response_future.add_callback(bridge.deliver_result, fut)
     response_future.add_errback(bridge.deliver_error, fut)
     return fut
-
-
-def _restart_timeout(response_future: Any, timeout: float | None) -> None:
-    """Give the next page its own client-side timeout, counted from now.
-
-    The driver (3.29/3.30) arms its request timer only once per ResponseFuture and measures it from
-    the first request: later pages would either inherit a deadline long past or, as the stale timer
-    object is never cleared, get no timer at all. Resetting the start time and the timer makes
-    `start_fetching_next_page` arm a fresh one, so each page fetch times out on its own with the
-    driver's usual OperationTimedOut (and the driver's usual handling of the orphaned stream id).
-    """
-    if timeout is not None:
-        response_future.timeout = timeout
-    response_future._start_time = time.time()
-    response_future._timer = None
-
-
-def release_timer(response_future: Any) -> None:
-    """Let go of the driver's request timer once an answer is in.
-
-    The driver cancels the timer when the answer arrives but keeps it on the ResponseFuture, and the
-    timer holds a bound method of that ResponseFuture: a reference cycle. Left in place, every query
-    (future, message, bound statement, timer, event, locks, rows: about 30 objects) outlives its
-    last use until the garbage collector finds the cycle, which under load made the collector walk
-    every query's objects once more. Dropping the reference lets reference counting free them at
-    once. Only after an answer (rows or the driver's error): an abandoned request still needs its
-    timer, which is how the driver releases the request's stream id.
-    """
-    response_future._timer = None
 
 
 def _as_rows(value: Any) -> list[Row]:
@@ -138,18 +111,18 @@ class AsyncResultSet:
     @property
     def paging_state(self) -> bytes | None:
         """Opaque position after the latest fetched page, for `execute(..., paging_state=...)`."""
-        state: bytes | None = self._response_future._paging_state
+        state: bytes | None = paging_state(self._response_future)
         return state
 
     @property
     def column_names(self) -> list[str]:
         """The result's column names, as the server sent them (empty for a write)."""
-        return list(self._response_future._col_names or ())
+        return list(column_names(self._response_future) or ())
 
     @property
     def was_applied(self) -> bool:
         """For a conditional (IF ...) statement: whether the server applied it."""
-        names = self._response_future._col_names
+        names = column_names(self._response_future)
         if not names or names[0] != "[applied]" or not self._rows:
             raise RuntimeError("was_applied is only known for a conditional statement's result")
         return bool(self._rows[0][0])

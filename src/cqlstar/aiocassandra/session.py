@@ -25,9 +25,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from cassandra import DriverException
-from cassandra.cluster import _NOT_SET, ResponseFuture
 from cassandra.metadata import protect_name
-from cassandra.protocol import PrepareMessage
 from cassandra.query import (
     BatchStatement,
     BatchType,
@@ -38,8 +36,16 @@ from cassandra.query import (
 from opentelemetry.trace import Span
 
 from ._bridge import LoopBridge
+from ._driver import (
+    attempted_host,
+    new_prepare_request,
+    pooled_hosts,
+    prepared_statement_from,
+    release_timer,
+)
+from .budget import remaining
 from .cql import CqlSummary, summarize
-from .result import AsyncResultSet, release_timer
+from .result import AsyncResultSet
 from .streaming import AsyncStreamingResultSet, StreamConfig
 
 if TYPE_CHECKING:
@@ -97,11 +103,6 @@ def _with_options(
     if fetch_size is not None:
         statement.fetch_size = fetch_size
     return statement, parameters
-
-
-def _timeout_arg(timeout: float | None) -> Any:
-    # The driver reads None as "no timeout at all"; _NOT_SET means "the profile's request_timeout".
-    return _NOT_SET if timeout is None else timeout
 
 
 def _rows_in(value: Any) -> int | None:
@@ -188,13 +189,11 @@ class AsyncSession:
         if consistency is not None or fetch_size is not None:
             statement, parameters = _with_options(statement, parameters, consistency, fetch_size)
         summary = _summary_of(statement)
+        timeout = remaining(self._cluster.request_timeout if timeout is None else timeout)
         span = self._telemetry.start(summary, self._session.keyspace, statement)
         try:
             response_future = self._session.execute_async(
-                statement,
-                parameters,
-                timeout=_NOT_SET if timeout is None else timeout,
-                paging_state=paging_state,
+                statement, parameters, timeout=timeout, paging_state=paging_state
             )
         except BaseException as exc:  # e.g. wrong number of bind values
             if span is not None:
@@ -304,6 +303,7 @@ class AsyncSession:
         summary: CqlSummary,
     ) -> tuple[Any, Any, Span | None]:
         """Send a request and await its first answer; the non-hot-path twin of `execute`."""
+        timeout = remaining(self._cluster.request_timeout if timeout is None else timeout)
         loop = asyncio.get_running_loop()
         bridge = self._bridge_for(loop)
         batch_size = statement.size if type(statement) is _SummarizedBatch else None
@@ -313,7 +313,7 @@ class AsyncSession:
         response_future = None
         try:
             response_future = self._session.execute_async(
-                statement, parameters, timeout=_timeout_arg(timeout), paging_state=paging_state
+                statement, parameters, timeout=timeout, paging_state=paging_state
             )
             fut = loop.create_future()
             bridge.watch(response_future, fut)
@@ -376,29 +376,13 @@ class AsyncSession:
             operation="PREPARE",
             name=f"PREPARE {target}" if target else "PREPARE",
         )
-        response_future = ResponseFuture(
-            self._session,
-            PrepareMessage(query=cql, keyspace=None),
-            None,
-            self._cluster.request_timeout,
-        )
+        response_future = new_prepare_request(self._session, cql, self._cluster.request_timeout)
         fut = loop.create_future()
         try:
             response_future.send_request()
             bridge.watch(response_future, fut)
             response = await fut
-            prepared = PreparedStatement.from_message(
-                response.query_id,
-                response.bind_metadata,
-                response.pk_indexes,
-                cluster.metadata,
-                cql,
-                None,
-                cluster.protocol_version,
-                response.column_metadata,
-                response.result_metadata_id,
-                cluster.column_encryption_policy,
-            )
+            prepared = prepared_statement_from(response, cql, cluster)
         except BaseException as exc:
             response_future.clear_callbacks()
             if span is not None:
@@ -410,7 +394,7 @@ class AsyncSession:
         if span is not None:
             self._telemetry.succeed(span, response_future, None)
         if cluster.prepare_on_all_hosts:
-            await self._prepare_on_other_hosts(cql, response_future._current_host)
+            await self._prepare_on_other_hosts(cql, attempted_host(response_future))
         return prepared
 
     async def _prepare_on_other_hosts(self, cql: str, done_on: Any) -> None:
@@ -418,15 +402,11 @@ class AsyncSession:
         loop = asyncio.get_running_loop()
         bridge = self._bridge_for(loop)
         waits: list[asyncio.Future[Any]] = []
-        for host in tuple(self._session._pools):
+        for host in pooled_hosts(self._session):
             if host == done_on or not host.is_up:
                 continue
-            response_future = ResponseFuture(
-                self._session,
-                PrepareMessage(query=cql, keyspace=None),
-                None,
-                self._cluster.request_timeout,
-                host=host,
+            response_future = new_prepare_request(
+                self._session, cql, self._cluster.request_timeout, host=host
             )
             fut = loop.create_future()
             response_future.send_request()

@@ -36,7 +36,8 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry.trace import Span
 
-from .result import fetch_next_page, release_timer
+from ._driver import paging_state, release_timer
+from .result import fetch_next_page
 from .rows import Row
 
 if TYPE_CHECKING:
@@ -202,7 +203,7 @@ class AsyncStreamingResultSet:
         self._rows = page
         self._index = 0
         # Read now: the prefetch below will overwrite the driver's copy when its page arrives.
-        self._paging_state = response_future._paging_state
+        self._paging_state = paging_state(response_future)
         if page:
             self._page_number += 1
             self._total_rows += len(page)

@@ -43,6 +43,7 @@ from cassandra import ConsistencyLevel
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvider
 
+from ._driver import attempted_host
 from .cql import CqlSummary
 
 __all__ = ["QueryTelemetry"]
@@ -259,7 +260,7 @@ def _response_attributes(response_future: Any) -> dict[str, Any]:
     # coordinator_host is set once an answer (rows or an error) came from a node; on a client-side
     # timeout only the node last tried is known.
     coordinator = response_future.coordinator_host
-    host = coordinator or getattr(response_future, "_current_host", None)
+    host = coordinator or attempted_host(response_future)
     if host is None:
         return attributes
     if coordinator is not None:

@@ -128,8 +128,9 @@ class CassandraConnection:
             )
             return
 
-    async def release_version(self, timeout: float) -> str:
-        """Ask the cluster for its release version: a real round trip, bounded by `timeout`."""
+    async def release_version(self, timeout: float | None = None) -> str:
+        """Ask the cluster for its release version: a real round trip, bounded by `timeout` (and
+        by the caller's time budget)."""
         rs = await self.session.execute("SELECT release_version FROM system.local", timeout=timeout)
         row = rs.one()
         if row is None:

@@ -30,7 +30,7 @@ from cqlstar.diagnostics.schemas import (
     StreamingErrorReport,
     data_route_errors,
 )
-from cqlstar.diagnostics.scratch import ScratchRun, query_timeout
+from cqlstar.diagnostics.scratch import ScratchRun
 from cqlstar.identity import Role, requires
 from cqlstar.settings import Settings
 
@@ -93,12 +93,12 @@ class ContextManagerSafetyController(Controller):
         `error_caught`), then runs a valid query on the same session (`cassandra_version`)."""
         session = connection.session  # the one release_version queries below
         try:
-            await session.execute(_SELECT_MISSING, timeout=query_timeout())
+            await session.execute(_SELECT_MISSING)
         except InvalidRequest as exc:
             error_caught = _server_message(exc)
         else:
             raise LookupError(f"{MISSING_TABLE} exists; the diagnostic needs it absent")
-        version = await connection.release_version(timeout=query_timeout())
+        version = await connection.release_version()
         return QueryErrorReport(
             error_caught=error_caught,
             session_still_works=True,  # the query above answered on the same session
@@ -122,7 +122,6 @@ class ContextManagerSafetyController(Controller):
                 failing = await session.execute_stream(
                     _SELECT_MISSING,
                     config=StreamConfig(fetch_size=_FETCH_SIZE),
-                    timeout=query_timeout(),
                 )
                 await _count_rows(failing)
             except InvalidRequest as exc:
@@ -227,7 +226,7 @@ class ContextManagerSafetyController(Controller):
         async with ScratchRun(session, range(CANCELLATION_ROWS)) as run:
             stream = await run.stream(fetch_size=_FETCH_SIZE)
             processed, cancelled = await _consume_then_cancel(stream, CANCEL_AFTER_ROWS)
-            await connection.release_version(timeout=query_timeout())
+            await connection.release_version()
             rows_in_new_stream = await _count_rows(await run.stream(fetch_size=_FETCH_SIZE))
         return CancellationReport(
             was_cancelled=cancelled and stream.is_closed,

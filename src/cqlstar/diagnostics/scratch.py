@@ -18,8 +18,7 @@ import uuid
 from collections.abc import Sequence
 from types import TracebackType
 
-from cqlstar.aiocassandra import AsyncSession, AsyncStreamingResultSet, StreamConfig
-from cqlstar.web.deadline import remaining
+from cqlstar.aiocassandra import AsyncSession, AsyncStreamingResultSet, StreamConfig, outside_budget
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +43,6 @@ _PREPARED = (INSERT_ROW, SELECT_RUN, SELECT_RUN_FROM_AGE, DELETE_RUN, PERFORMANC
 
 # A schema change has to settle across the cluster before anything relies on it.
 _DDL_TIMEOUT_S = 30.0
-# Queries of a diagnostics call get the request's remaining budget, capped at this.
-QUERY_TIMEOUT_S = 10.0
 # Cleanup runs even when the request budget is spent: it gets its own fixed timeout.
 _CLEANUP_TIMEOUT_S = 10.0
 
@@ -55,12 +52,6 @@ async def prepare_diagnostics(session: AsyncSession) -> None:
     await session.execute(_CREATE_SCRATCH_TABLE, timeout=_DDL_TIMEOUT_S)
     for cql in _PREPARED:
         await session.prepare(cql)
-
-
-def query_timeout() -> float:
-    """The driver timeout for the next query: what is left of the request budget, capped."""
-    left = remaining(default=QUERY_TIMEOUT_S)
-    return QUERY_TIMEOUT_S if left is None else left
 
 
 class ScratchRun:
@@ -77,7 +68,7 @@ class ScratchRun:
         # One partition, so an unlogged batch is a single atomic mutation on one replica set.
         rows = [(insert, (self.run_id, age, seq)) for seq, age in enumerate(self.ages)]
         try:
-            await self.session.execute_batch(rows, logged=False, timeout=query_timeout())
+            await self.session.execute_batch(rows, logged=False)
         except BaseException:
             await self._delete()  # a write that timed out may still have landed
             raise
@@ -93,9 +84,10 @@ class ScratchRun:
 
     async def _delete(self) -> None:
         delete = await self.session.prepare(DELETE_RUN)
-        cleanup = asyncio.ensure_future(
-            self.session.execute(delete, (self.run_id,), timeout=_CLEANUP_TIMEOUT_S)
-        )
+        with outside_budget():  # the task copies the context: its query ignores the budget
+            cleanup = asyncio.ensure_future(
+                self.session.execute(delete, (self.run_id,), timeout=_CLEANUP_TIMEOUT_S)
+            )
         try:
             await asyncio.shield(cleanup)
         except Exception as cleanup_error:
@@ -131,7 +123,6 @@ class ScratchRun:
             statement,
             parameters,
             config=StreamConfig(fetch_size=fetch_size),
-            timeout=query_timeout(),
         )
 
 

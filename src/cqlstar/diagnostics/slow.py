@@ -23,7 +23,6 @@ from litestar.di import NamedDependency
 
 from cqlstar.database import CassandraConnection, CassandraUnavailable
 from cqlstar.diagnostics.schemas import data_route_errors
-from cqlstar.diagnostics.scratch import query_timeout
 from cqlstar.identity import Role, requires
 from cqlstar.web.schemas import Message
 
@@ -70,4 +69,4 @@ async def _simulated_slow_call(connection: CassandraConnection, seconds: float) 
     if not connection.is_connected:
         raise CassandraUnavailable
     await asyncio.sleep(seconds)
-    await connection.release_version(timeout=query_timeout())
+    await connection.release_version()

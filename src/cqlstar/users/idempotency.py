@@ -58,9 +58,8 @@ from litestar.params import HeaderParameter
 from litestar.status_codes import HTTP_409_CONFLICT
 
 from cqlstar.aiocassandra import AsyncSession
-from cqlstar.users.repository import QUERY_TIMEOUT_S, SETTLE_S, UserRepository
+from cqlstar.users.repository import SETTLE_S, UserRepository
 from cqlstar.users.schemas import User, UserCreate, format_timestamp, utc_now_ms
-from cqlstar.web import deadline
 
 log = logging.getLogger(__name__)
 
@@ -231,14 +230,8 @@ class UserCreates:
         # same users (same ids, same values), so this answer stands as well.
         return users, False
 
-    async def _execute(
-        self, statement: Any, values: Sequence[Any], *, timeout: float | None = None
-    ) -> Any:
-        return await self._session.execute(
-            statement,
-            values,
-            timeout=deadline.remaining(QUERY_TIMEOUT_S) if timeout is None else timeout,
-        )
+    async def _execute(self, statement: Any, values: Sequence[Any]) -> Any:
+        return await self._session.execute(statement, values)
 
     def _undo_later(
         self, where: tuple[str, str, str], attempt: uuid.UUID, ids: list[uuid.UUID], created: int
@@ -255,17 +248,15 @@ class UserCreates:
         self, where: tuple[str, str, str], attempt: uuid.UUID, ids: list[uuid.UUID], created: int
     ) -> None:
         await asyncio.sleep(SETTLE_S)
-        timeout = QUERY_TIMEOUT_S
         try:
             marked = await self._execute(
                 self._set_state,
                 (_ttl_left(created), _UNDOING, utc_now_ms(), *where, attempt, _WRITING),
-                timeout=timeout,
             )
             if not marked.was_applied:
                 return  # done after all, or taken over: the users stay
-            await self.repository.remove_all(ids, timeout=timeout)
-            await self._execute(self._release, (*where, attempt), timeout=timeout)
+            await self.repository.remove_all(ids)
+            await self._execute(self._release, (*where, attempt))
         except Exception:
             # The record stays `undoing`; the next request with the key, once the lease is over,
             # takes it over and writes the users after all. Until then some may remain.

@@ -28,8 +28,8 @@ partition only contend with each other, at four round trips each. The conditiona
 report a misleading `[applied]` on a retry. Writes commit at the service's consistency
 (`CASSANDRA_CONSISTENCY`, LOCAL_QUORUM by default) and check their condition at its serial one.
 
-Every call passes the request's remaining time budget as the driver timeout (`cqlstar.web.deadline`),
-so no query outlives the request that asked for it.
+No call passes a timeout: the session bounds each query by the caller's time budget
+(`cqlstar.aiocassandra.budget`, set per request by the web layer), else the cluster's request timeout.
 """
 
 from __future__ import annotations
@@ -56,7 +56,6 @@ from cqlstar.users.schemas import (
     format_timestamps,
     utc_now_ms,
 )
-from cqlstar.web import deadline
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +66,6 @@ SETTLE_S = 5.0
 
 # Clean-ups in flight: the event loop keeps only weak references to tasks.
 _background: set[asyncio.Task[None]] = set()
-
-# The driver's own default; a request with an X-Request-Timeout budget gets the smaller of the two.
-QUERY_TIMEOUT_S = 10.0
 
 _INSERT_COLUMNS = (
     "INSERT INTO users (id, name, email, age, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)"
@@ -299,22 +295,17 @@ class UserRepository:
         ]
 
     async def _insert_new(self, values: tuple[Any, ...]) -> None:
-        result = await self._session.execute(
-            self._insert_if_not_exists, values, timeout=deadline.remaining(QUERY_TIMEOUT_S)
-        )
+        result = await self._session.execute(self._insert_if_not_exists, values)
         # Not applied: the id is taken. A random UUID only meets itself: the driver sent the insert
         # again after the first attempt was applied, or a write is being resumed. Anything else is
         # refused loudly.
         if not result.was_applied and not _is_row_of(result.one(), values):
             raise IdTaken(values[0])
 
-    async def remove_all(self, ids: Sequence[uuid.UUID], *, timeout: float) -> None:
+    async def remove_all(self, ids: Sequence[uuid.UUID]) -> None:
         """Delete these users (those that exist), all at once; the first failure once all settle."""
         outcomes = await asyncio.gather(
-            *(
-                self._session.execute(self._delete_if_exists, (user_id,), timeout=timeout)
-                for user_id in ids
-            ),
+            *(self._session.execute(self._delete_if_exists, (user_id,)) for user_id in ids),
             return_exceptions=True,
         )
         for outcome in outcomes:
@@ -343,7 +334,7 @@ class UserRepository:
     async def _remove_after_settling(self, ids: list[uuid.UUID]) -> None:
         await asyncio.sleep(SETTLE_S)
         try:
-            await self.remove_all(ids, timeout=QUERY_TIMEOUT_S)
+            await self.remove_all(ids)
         except Exception as exc:
             log.exception(
                 "a failed create could not be undone: these users may remain",
@@ -354,7 +345,6 @@ class UserRepository:
         result = await self._session.execute(
             self._select_by_id,
             (user_id,),
-            timeout=deadline.remaining(QUERY_TIMEOUT_S),
             consistency=consistency,
         )
         row = result.one()
@@ -371,7 +361,6 @@ class UserRepository:
                 utc_now_ms(),
                 user_id,
             ),
-            timeout=deadline.remaining(QUERY_TIMEOUT_S),
             consistency=_READ_YOUR_WRITE,
         )
         if not result.was_applied:
@@ -382,14 +371,10 @@ class UserRepository:
 
     async def delete(self, user_id: uuid.UUID) -> None:
         """Remove the user; deleting one that does not exist is not an error (and writes nothing)."""
-        await self._session.execute(
-            self._delete_if_exists, (user_id,), timeout=deadline.remaining(QUERY_TIMEOUT_S)
-        )
+        await self._session.execute(self._delete_if_exists, (user_id,))
 
     async def list_users(self, limit: int) -> list[User]:
-        result = await self._session.execute(
-            self._select_all_limited, (limit,), timeout=deadline.remaining(QUERY_TIMEOUT_S)
-        )
+        result = await self._session.execute(self._select_all_limited, (limit,))
         # LIMIT <= 100 with the default page size of 5000: one page, no further round trips.
         return users_from_rows(result.current_rows)
 
@@ -406,12 +391,8 @@ class UserRepository:
             statement, parameters = self._select_all_limited, (limit,)
         else:
             statement, parameters = self._select_min_age_limited, (min_age, limit)
-        timeout = deadline.remaining(QUERY_TIMEOUT_S)
         stream: AsyncStreamingResultSet = await self._session.execute_stream(
-            statement,
-            parameters,
-            config=StreamConfig(fetch_size=fetch_size, timeout=timeout),
-            timeout=timeout,
+            statement, parameters, config=StreamConfig(fetch_size=fetch_size)
         )
         return stream
 
@@ -427,7 +408,6 @@ class UserRepository:
         result = await self._session.execute(
             statement,
             parameters,
-            timeout=deadline.remaining(QUERY_TIMEOUT_S),
             fetch_size=fetch_size,
             paging_state=paging_state,
         )

@@ -1,10 +1,11 @@
 """`X-Request-Timeout`: a time budget for the whole request, shared with its Cassandra calls.
 
-The middleware parses the header, runs the request under `asyncio.timeout`, and publishes the
-deadline in a context variable. Code that talks to Cassandra asks `remaining()` for the timeout to
-give the driver, so a query never outlives the request that asked for it. When the budget runs out
-before the response has started, the client gets 504; once a streamed body has begun, the stream is
-cut short instead (a status line cannot be taken back).
+The middleware parses the header and runs the request under `asyncio.timeout` inside the async
+layer's `time_budget`, so every query the request makes gets the time left as its driver timeout
+without being told (`cqlstar.aiocassandra.budget`). When the budget runs out before the response
+has started, the client gets 504; once a streamed body has begun, the stream is cut short instead
+(a status line cannot be taken back). A query started with nothing left raises `BudgetExceeded`,
+which `cqlstar.web.errors` maps to the same 504.
 """
 
 from __future__ import annotations
@@ -12,32 +13,15 @@ from __future__ import annotations
 import asyncio
 import math
 import re
-import time
-from contextvars import ContextVar
 
 import msgspec
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from cqlstar.aiocassandra import time_budget
+
 HEADER = b"x-request-timeout"
 MAX_BUDGET_S = 60.0
-
-_deadline: ContextVar[float | None] = ContextVar("cqlstar_request_deadline", default=None)
-
-
-class BudgetExceeded(Exception):
-    """The request's `X-Request-Timeout` budget ran out."""
-
-
-def remaining(default: float | None = None) -> float | None:
-    """Seconds left in the current request's budget, or `default` when it has none."""
-    deadline = _deadline.get()
-    if deadline is None:
-        return default
-    left = deadline - time.monotonic()
-    if left <= 0:
-        raise BudgetExceeded
-    return left if default is None else min(left, default)
 
 
 # A plain decimal number of seconds, optionally with an exponent: `float()` alone would also take
@@ -96,13 +80,11 @@ class RequestBudgetMiddleware:
                 started = True
             await send(message)
 
-        token = _deadline.set(time.monotonic() + budget)
         try:
-            async with asyncio.timeout(budget):
-                await self.app(scope, receive, tracking_send)
+            with time_budget(budget):
+                async with asyncio.timeout(budget):
+                    await self.app(scope, receive, tracking_send)
         except TimeoutError:
             if not started:
                 for message in _json_response(504, "Gateway Timeout"):
                     await send(message)
-        finally:
-            _deadline.reset(token)

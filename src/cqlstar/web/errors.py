@@ -34,8 +34,8 @@ from litestar.status_codes import (
 )
 from litestar.types import ExceptionHandlersMap
 
+from cqlstar.aiocassandra import BudgetExceeded
 from cqlstar.database import CassandraUnavailable
-from cqlstar.web.deadline import BudgetExceeded
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,13 @@ from cassandra import ConsistencyLevel, InvalidRequest
 from cassandra.query import FETCH_SIZE_UNSET, SimpleStatement
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from cqlstar.aiocassandra import AsyncCluster, AsyncResultSet, AsyncSession
+from cqlstar.aiocassandra import (
+    AsyncCluster,
+    AsyncResultSet,
+    AsyncSession,
+    BudgetExceeded,
+    time_budget,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -164,3 +170,22 @@ async def test_set_keyspace_and_connect_with_keyspace(
 
 async def test_protocol_v5_negotiated(aio_cluster: AsyncCluster) -> None:
     assert aio_cluster.protocol_version == 5
+
+
+async def test_queries_inside_a_time_budget_get_what_is_left_as_their_driver_timeout(
+    aio_session: AsyncSession, small_table: str
+) -> None:
+    with time_budget(3.0):
+        result = await aio_session.execute("SELECT c FROM small WHERE k = 2")
+    timeout = result._response_future.timeout
+    assert 2.0 < timeout <= 3.0
+    # Outside any budget: the cluster's request timeout, as before.
+    plain = await aio_session.execute("SELECT c FROM small WHERE k = 2")
+    assert plain._response_future.timeout == aio_session.cluster.request_timeout
+
+
+async def test_a_spent_time_budget_fails_before_reaching_cassandra(
+    aio_session: AsyncSession, small_table: str
+) -> None:
+    with time_budget(-1.0), pytest.raises(BudgetExceeded):
+        await aio_session.execute("SELECT c FROM small WHERE k = 2")

@@ -34,8 +34,7 @@ class ReadsSession:
         self.prepared.append(cql)
         return cql
 
-    async def execute(self, statement: str, *args: Any, timeout: float | None = None) -> None:
-        assert timeout is not None  # every read gets a driver timeout
+    async def execute(self, statement: str, *args: Any) -> None:
         number = self.calls
         self.calls += 1
         self.in_flight += 1

@@ -9,7 +9,7 @@ from cqlstar.settings import Settings, SettingsError
 
 
 def test_defaults_are_one_replica_local_quorum_and_speculation_on() -> None:
-    settings = Settings.from_env({})
+    settings = Settings.from_env({"CQLSTAR_AUTH": "disabled"})
     assert settings.cassandra_replication is None
     assert settings.cassandra_consistency == "LOCAL_QUORUM"
     assert settings.cassandra_serial_consistency == "LOCAL_SERIAL"

@@ -1,4 +1,4 @@
-"""X-Request-Timeout parsing and the budget shared with Cassandra calls."""
+"""X-Request-Timeout parsing, and the middleware that opens the async layer's time budget."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from cqlstar.aiocassandra import budget as cassandra_budget
 from cqlstar.web import deadline
 
 
@@ -29,13 +30,8 @@ def test_refuses_malformed_or_out_of_range(raw: bytes) -> None:
     assert deadline.parse_budget(raw) is None
 
 
-def test_no_budget_means_the_callers_default() -> None:
-    assert deadline.remaining() is None
-    assert deadline.remaining(default=7.0) == 7.0
-
-
 async def _echo_app(scope: object, receive: object, send: object) -> None:
-    budget = deadline.remaining(default=100.0)
+    budget = cassandra_budget.remaining(100.0)
     await send({"type": "http.response.start", "status": 200, "headers": []})  # type: ignore[operator]
     await send({"type": "http.response.body", "body": repr(budget).encode()})  # type: ignore[operator]
 
@@ -76,4 +72,4 @@ async def test_exhausted_budget_answers_504() -> None:
 
 async def test_budget_is_gone_after_the_request() -> None:
     await _call(_echo_app, b"1")
-    assert deadline.remaining() is None
+    assert cassandra_budget.remaining() is None
