@@ -21,7 +21,9 @@ def test_defaults_are_one_replica_local_quorum_and_speculation_on() -> None:
 
 
 def test_replication_per_datacenter_makes_network_topology() -> None:
-    settings = Settings.from_env({"CASSANDRA_REPLICATION": " eu-west:3, us.east_1 :2 "})
+    settings = Settings.from_env(
+        {"CQLSTAR_AUTH": "disabled", "CASSANDRA_REPLICATION": " eu-west:3, us.east_1 :2 "}
+    )
     assert settings.cassandra_replication == (("eu-west", 3), ("us.east_1", 2))
     assert replication_map(settings.cassandra_replication) == (
         "{'class': 'NetworkTopologyStrategy', 'eu-west': 3, 'us.east_1': 2}"
@@ -33,7 +35,7 @@ def test_replication_per_datacenter_makes_network_topology() -> None:
 )
 def test_malformed_replication_is_refused(raw: str) -> None:
     with pytest.raises(SettingsError, match="CASSANDRA_REPLICATION"):
-        Settings.from_env({"CASSANDRA_REPLICATION": raw})
+        Settings.from_env({"CQLSTAR_AUTH": "disabled", "CASSANDRA_REPLICATION": raw})
 
 
 @pytest.mark.parametrize(
@@ -47,7 +49,7 @@ def test_malformed_replication_is_refused(raw: str) -> None:
     ],
 )
 def test_conditional_writes_follow_the_consistency(consistency: str, serial: str) -> None:
-    settings = Settings.from_env({"CASSANDRA_CONSISTENCY": consistency})
+    settings = Settings.from_env({"CQLSTAR_AUTH": "disabled", "CASSANDRA_CONSISTENCY": consistency})
     assert settings.cassandra_consistency == consistency.upper()
     assert settings.cassandra_serial_consistency == serial
 
@@ -55,16 +57,22 @@ def test_conditional_writes_follow_the_consistency(consistency: str, serial: str
 @pytest.mark.parametrize("raw", ["SERIAL", "ANY", "quorumm", "2"])
 def test_unusable_consistency_is_refused(raw: str) -> None:
     with pytest.raises(SettingsError, match="CASSANDRA_CONSISTENCY"):
-        Settings.from_env({"CASSANDRA_CONSISTENCY": raw})
+        Settings.from_env({"CQLSTAR_AUTH": "disabled", "CASSANDRA_CONSISTENCY": raw})
 
 
 def test_speculative_execution_can_be_tuned_or_turned_off() -> None:
     tuned = Settings.from_env(
-        {"CASSANDRA_SPECULATIVE_DELAY_MS": "12.5", "CASSANDRA_SPECULATIVE_ATTEMPTS": "1"}
+        {
+            "CQLSTAR_AUTH": "disabled",
+            "CASSANDRA_SPECULATIVE_DELAY_MS": "12.5",
+            "CASSANDRA_SPECULATIVE_ATTEMPTS": "1",
+        }
     )
     assert (tuned.cassandra_speculative_delay_ms, tuned.cassandra_speculative_attempts) == (12.5, 1)
     assert (
-        Settings.from_env({"CASSANDRA_SPECULATIVE_DELAY_MS": "off"}).cassandra_speculative_delay_ms
+        Settings.from_env(
+            {"CQLSTAR_AUTH": "disabled", "CASSANDRA_SPECULATIVE_DELAY_MS": "off"}
+        ).cassandra_speculative_delay_ms
         is None
     )
 
@@ -82,4 +90,4 @@ def test_speculative_execution_can_be_tuned_or_turned_off() -> None:
 )
 def test_malformed_speculation_is_refused(name: str, raw: str) -> None:
     with pytest.raises(SettingsError, match=name):
-        Settings.from_env({name: raw})
+        Settings.from_env({"CQLSTAR_AUTH": "disabled", name: raw})
