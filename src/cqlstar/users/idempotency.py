@@ -178,9 +178,16 @@ class UserCreates:
         attempt = uuid.uuid4()
         now = utc_now_ms()
         ids = [uuid.uuid4() for _ in new_users]
-        claim = await self._execute(
-            self._claim, (*where, mine, ids, now, _WRITING, attempt, now, KEY_TTL_S)
-        )
+        # A step whose answer is lost may still have been applied, and this attempt would then
+        # hold the key without finishing: every step below undoes its attempt when it fails (an
+        # undo does nothing if the attempt does not hold the record).
+        try:
+            claim = await self._execute(
+                self._claim, (*where, mine, ids, now, _WRITING, attempt, now, KEY_TTL_S)
+            )
+        except BaseException:
+            self._undo_later(where, attempt, ids, now)
+            raise
         if not claim.was_applied:
             found = _record(claim.one())
             if found.fingerprint != mine:
@@ -198,18 +205,22 @@ class UserCreates:
                 return _users(found.user_ids, new_users, found.created_at), True
             if now - found.claimed_at < LEASE_S * 1000:
                 raise _in_use()
-            taken = await self._execute(
-                self._take_over,
-                (
-                    _ttl_left(found.created_at),
-                    _WRITING,
-                    attempt,
-                    now,
-                    *where,
-                    found.owner,
-                    found.claimed_at,
-                ),
-            )
+            try:
+                taken = await self._execute(
+                    self._take_over,
+                    (
+                        _ttl_left(found.created_at),
+                        _WRITING,
+                        attempt,
+                        now,
+                        *where,
+                        found.owner,
+                        found.claimed_at,
+                    ),
+                )
+            except BaseException:
+                self._undo_later(where, attempt, found.user_ids, found.created_at)
+                raise
             if not taken.was_applied:
                 raise _in_use()
             log.warning(
