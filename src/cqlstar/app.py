@@ -25,6 +25,7 @@ from cqlstar.identity.middleware import OPEN_ROUTE
 from cqlstar.identity.setup import IDENTITY_ROUTE_HANDLERS, build_identity, warn_auth_disabled
 from cqlstar.limits import create_rate_limiter
 from cqlstar.limits.middleware import HttpRateLimitMiddleware
+from cqlstar.limits.openapi import document_rate_limits
 from cqlstar.redisclient import connect_redis
 from cqlstar.services import Services
 from cqlstar.settings import Settings
@@ -129,6 +130,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     )
     if identity:
         document_access(app)
+    if settings.rate_limit is not None or settings.login_rate_limit is not None:
+        document_rate_limits(app)
     # Around routing: HEAD is routed as GET, and OPTIONS answers list every method (web.methods).
     app.asgi_handler = MethodsMiddleware(app.asgi_handler, allowed_methods(app))
     # Around routing, so requests for unknown routes and wrong methods are traced too.

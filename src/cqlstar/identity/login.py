@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Request, post
+from litestar import Controller, Request, Response, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import (
@@ -45,6 +45,7 @@ from cqlstar.identity.guards import AUTHENTICATED
 from cqlstar.identity.issuer import IssuerClient, IssuerRejected, IssuerUnavailable, TokenSet
 from cqlstar.identity.middleware import ALLOW_REVOKED_KEY, OPEN_ROUTE_KEY, RETRY_AFTER_S
 from cqlstar.identity.tokens import TokenVerifier, VerifiedToken
+from cqlstar.limits.login import LOGIN_LIMITED_KEY, check_login_attempt
 from cqlstar.services import Services
 from cqlstar.web.schemas import ErrorDetail, ValidationErrorDetail
 
@@ -134,7 +135,7 @@ class LoginController(Controller):
         operation_id="login",
         summary="Log in with a username and password",
         status_code=200,
-        opt={OPEN_ROUTE_KEY: True, "operation": "log in"},
+        opt={OPEN_ROUTE_KEY: True, LOGIN_LIMITED_KEY: True, "operation": "log in"},
         operation_class=_LoginOperation,
         responses={
             401: ResponseSpec(ErrorDetail, description=INVALID_CREDENTIALS),
@@ -146,12 +147,15 @@ class LoginController(Controller):
         self,
         request: Request[Any, Any, Any],
         identity_provider: NamedDependency[IssuerClient],
-    ) -> LoginTokens:
-        """The issuer's tokens for these credentials (OAuth2 password grant). JSON or form body."""
+    ) -> Response[LoginTokens]:
+        """The issuer's tokens for these credentials (OAuth2 password grant). JSON or form body.
+        Attempts are limited per client address and username (`LOGIN_RATE_LIMIT`)."""
         credentials = await read_credentials(request)
+        limit_headers = await check_login_attempt(request, credentials.username)
         return await _exchange(
             identity_provider.password_grant(credentials.username, credentials.password),
             INVALID_CREDENTIALS,
+            limit_headers,
         )
 
     @post(
@@ -159,7 +163,7 @@ class LoginController(Controller):
         operation_id="refreshLogin",
         summary="Exchange a refresh token for fresh tokens",
         status_code=200,
-        opt={OPEN_ROUTE_KEY: True, "operation": "refresh login"},
+        opt={OPEN_ROUTE_KEY: True, LOGIN_LIMITED_KEY: True, "operation": "refresh login"},
         responses={
             401: ResponseSpec(ErrorDetail, description=INVALID_REFRESH_TOKEN),
             422: _INVALID,
@@ -167,11 +171,18 @@ class LoginController(Controller):
         },
     )
     async def refresh(
-        self, data: JSONBody[RefreshRequest], identity_provider: NamedDependency[IssuerClient]
-    ) -> LoginTokens:
-        """The issuer's tokens for this refresh token (OAuth2 refresh grant)."""
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[RefreshRequest],
+        identity_provider: NamedDependency[IssuerClient],
+    ) -> Response[LoginTokens]:
+        """The issuer's tokens for this refresh token (OAuth2 refresh grant). Attempts are limited
+        per client address (`LOGIN_RATE_LIMIT`)."""
+        limit_headers = await check_login_attempt(request, None)
         return await _exchange(
-            identity_provider.refresh_grant(data.refresh_token), INVALID_REFRESH_TOKEN
+            identity_provider.refresh_grant(data.refresh_token),
+            INVALID_REFRESH_TOKEN,
+            limit_headers,
         )
 
     @post(
@@ -203,18 +214,23 @@ class LoginController(Controller):
             raise _unavailable() from None
 
 
-async def _exchange(grant: Awaitable[TokenSet], refused: str) -> LoginTokens:
+async def _exchange(
+    grant: Awaitable[TokenSet], refused: str, limit_headers: dict[str, str]
+) -> Response[LoginTokens]:
+    """The grant's tokens, or its failure; either answer carries the login limit's headers."""
     try:
-        return LoginTokens.of(await grant)
+        tokens = LoginTokens.of(await grant)
     except IssuerRejected:
-        raise NotAuthorizedException(detail=refused) from None
+        raise NotAuthorizedException(detail=refused, headers=limit_headers) from None
     except IssuerUnavailable:
-        raise _unavailable() from None
+        raise _unavailable(limit_headers) from None
+    return Response(tokens, headers=limit_headers)
 
 
-def _unavailable() -> ServiceUnavailableException:
+def _unavailable(extra_headers: dict[str, str] | None = None) -> ServiceUnavailableException:
     return ServiceUnavailableException(
-        detail="The identity provider is unavailable", headers={"Retry-After": RETRY_AFTER_S}
+        detail="The identity provider is unavailable",
+        headers={"Retry-After": RETRY_AFTER_S, **(extra_headers or {})},
     )
 
 

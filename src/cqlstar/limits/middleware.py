@@ -36,7 +36,8 @@ if TYPE_CHECKING:
     from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 
-_REJECTED_BODY = msgspec.json.encode({"detail": "Rate limit exceeded"})
+REJECTED_DETAIL = "Rate limit exceeded"
+_REJECTED_BODY = msgspec.json.encode({"detail": REJECTED_DETAIL})
 
 
 def rate_limit_headers(decision: Decision) -> list[tuple[bytes, bytes]]:
