@@ -9,12 +9,46 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from image.containers import BASE_OVERRIDE, IMAGE_TAG, BuiltImage, Container, start_container
+from image.containers import (
+    BASE_OVERRIDE,
+    IMAGE_TAG,
+    IMAGE_TEST_ENABLED,
+    BuiltImage,
+    Container,
+    start_container,
+)
 from image.podman import ROOT, Podman, PodmanError, build, tls_build_mounts
+from image.stack import StackKeycloak, launch_stack_keycloak
 from image.standin import ensure_standin
+from served import free_port
 
 if TYPE_CHECKING:
     from conftest import CassandraTarget
+
+
+@pytest.fixture(scope="session", autouse=True)
+def stack_keycloak_launch(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[StackKeycloak | None]:
+    """The compose stack's Keycloak, started as the session begins when a collected test needs it:
+    it takes a minute or more to start on a busy machine, which the image's build and the other
+    checks then overlap instead of waiting for it."""
+    wanted = any(
+        "stack_keycloak" in getattr(item, "fixturenames", ()) for item in request.session.items
+    )
+    if not IMAGE_TEST_ENABLED or not wanted:
+        yield None
+        return
+    keycloak = launch_stack_keycloak(free_port(), tmp_path_factory.mktemp("stack-keycloak"))
+    yield keycloak
+    keycloak.stop()
+
+
+@pytest.fixture(scope="session")
+def stack_keycloak(stack_keycloak_launch: StackKeycloak | None) -> StackKeycloak:
+    assert stack_keycloak_launch is not None
+    stack_keycloak_launch.wait_ready()
+    return stack_keycloak_launch
 
 
 @pytest.fixture(scope="session")

@@ -59,14 +59,17 @@ def start_container(
     env: dict[str, str],
     *,
     ready_statuses: frozenset[int] = frozenset({200}),
+    run_options: tuple[str, ...] = (),
 ) -> Container:
-    """Run the image detached and return once `/health` answers one of `ready_statuses`."""
+    """Run the image detached and return once `/health` answers one of `ready_statuses`.
+
+    `run_options` go to `podman run` as they are (e.g. `--add-host`)."""
     container = Container(podman, f"cqlstar-image-test-{uuid.uuid4().hex[:10]}", free_port())
     args = ["run", "--detach", "--name", container.name, "--network", "host"]
     args += ["--label", "cqlstar.test=image"]
     for key, value in {**env, "PORT": str(container.port)}.items():
         args += ["--env", f"{key}={value}"]
-    podman.run(*args, image.tag)
+    podman.run(*args, *run_options, image.tag)
     deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
         try:
