@@ -196,35 +196,46 @@ def test_a_well_formed_token_of_the_test_issuer_passes(
     assert test_client.get("/users?limit=1", headers=bearer(listed)).status_code == 200
 
 
-def _claims_cases() -> list[tuple[str, dict[str, Any]]]:
-    now = int(time.time())
-    return [
-        ("expired", {"exp": now - 60, "iat": now - 400}),
-        ("expired long ago", {"exp": 1_000_000, "iat": 999_000}),
-        ("not yet valid", {"nbf": now + 120}),
-        ("issued in the future", {"iat": now + 120, "exp": now + 400}),
-        ("another audience", {"aud": "another-api"}),
-        ("audiences without ours", {"aud": ["account", "another-api"]}),
-        ("no audience", {"aud": None}),
-        ("another issuer", {"iss": "http://127.0.0.1:8180/realms/other"}),
-        ("issuer with a trailing slash", {"iss": "__ISSUER__/"}),
-        ("no subject", {"sub": None}),
-        ("empty subject", {"sub": ""}),
-        ("no expiry", {"exp": None}),
-        ("expiry as a string", {"exp": str(now + 300)}),
-        ("expiry as a boolean", {"exp": True}),
-        ("a refresh token", {"typ": "Refresh"}),
-        ("an ID token", {"typ": "ID"}),
-    ]
+# Times relative to when the test runs (a parameter list is built at collection, minutes earlier).
+NOW = "now"
 
 
-@pytest.mark.parametrize(("case", "overrides"), _claims_cases())
+def _at(offset: int) -> tuple[str, int]:
+    return (NOW, offset)
+
+
+CLAIMS_CASES: list[tuple[str, dict[str, Any]]] = [
+    ("expired", {"exp": _at(-60), "iat": _at(-400)}),
+    ("expired long ago", {"exp": 1_000_000, "iat": 999_000}),
+    ("not yet valid", {"nbf": _at(120)}),
+    ("issued in the future", {"iat": _at(120), "exp": _at(400)}),
+    ("another audience", {"aud": "another-api"}),
+    ("audiences without ours", {"aud": ["account", "another-api"]}),
+    ("no audience", {"aud": None}),
+    ("another issuer", {"iss": "http://127.0.0.1:8180/realms/other"}),
+    ("issuer with a trailing slash", {"iss": "__ISSUER__/"}),
+    ("no subject", {"sub": None}),
+    ("empty subject", {"sub": ""}),
+    ("no expiry", {"exp": None}),
+    ("expiry as a string", {"exp": "9999999999"}),
+    ("expiry as a boolean", {"exp": True}),
+    ("a refresh token", {"typ": "Refresh"}),
+    ("an ID token", {"typ": "ID"}),
+]
+
+
+@pytest.mark.parametrize(("case", "overrides"), CLAIMS_CASES)
 def test_bad_claims_are_401(
     test_client: httpx.Client, test_issuer: OwnIssuer, case: str, overrides: dict[str, Any]
 ) -> None:
-    if overrides.get("iss") == "__ISSUER__/":
-        overrides = {"iss": test_issuer.issuer + "/"}
-    token = test_issuer.sign(test_issuer.claims(**overrides))
+    now = int(time.time())
+    resolved = {
+        name: now + value[1] if isinstance(value, tuple) and value[0] == NOW else value
+        for name, value in overrides.items()
+    }
+    if resolved.get("iss") == "__ISSUER__/":
+        resolved["iss"] = test_issuer.issuer + "/"
+    token = test_issuer.sign(test_issuer.claims(**resolved))
     _refused(test_client, token)
 
 
