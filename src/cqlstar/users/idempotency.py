@@ -45,7 +45,6 @@ clean-up is over, create the users anew.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import hashlib
 import logging
 import uuid
@@ -57,7 +56,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.params import HeaderParameter
 from litestar.status_codes import HTTP_409_CONFLICT
 
-from cqlstar.aiocassandra import AsyncSession
+from cqlstar.aiocassandra import AsyncSession, outside_budget
 from cqlstar.users.repository import SETTLE_S, UserRepository
 from cqlstar.users.schemas import User, UserCreate, format_timestamp, utc_now_ms
 
@@ -247,10 +246,9 @@ class UserCreates:
     def _undo_later(
         self, where: tuple[str, str, str], attempt: uuid.UUID, ids: list[uuid.UUID], created: int
     ) -> None:
+        # In the request's context (its trace), outside its budget: like `remove_later`.
         task = asyncio.get_running_loop().create_task(
-            self._undo(where, attempt, ids, created),
-            name="users-undo-idempotent-create",
-            context=contextvars.Context(),  # outside the request's budget, like remove_later
+            self._undo(where, attempt, ids, created), name="users-undo-idempotent-create"
         )
         _background.add(task)
         task.add_done_callback(_background.discard)
@@ -260,14 +258,15 @@ class UserCreates:
     ) -> None:
         await asyncio.sleep(SETTLE_S)
         try:
-            marked = await self._execute(
-                self._set_state,
-                (_ttl_left(created), _UNDOING, utc_now_ms(), *where, attempt, _WRITING),
-            )
-            if not marked.was_applied:
-                return  # done after all, or taken over: the users stay
-            await self.repository.remove_all(ids)
-            await self._execute(self._release, (*where, attempt))
+            with outside_budget():
+                marked = await self._execute(
+                    self._set_state,
+                    (_ttl_left(created), _UNDOING, utc_now_ms(), *where, attempt, _WRITING),
+                )
+                if not marked.was_applied:
+                    return  # done after all, or taken over: the users stay
+                await self.repository.remove_all(ids)
+                await self._execute(self._release, (*where, attempt))
         except Exception:
             # The record stays `undoing`; the next request with the key, once the lease is over,
             # takes it over and writes the users after all. Until then some may remain.

@@ -35,7 +35,6 @@ No call passes a timeout: the session bounds each query by the caller's time bud
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
 import uuid
 from collections.abc import Sequence
@@ -47,7 +46,12 @@ import msgspec
 from cassandra import ConsistencyLevel
 from cassandra.query import UNSET_VALUE
 
-from cqlstar.aiocassandra import AsyncSession, AsyncStreamingResultSet, StreamConfig
+from cqlstar.aiocassandra import (
+    AsyncSession,
+    AsyncStreamingResultSet,
+    StreamConfig,
+    outside_budget,
+)
 from cqlstar.users.schemas import (
     User,
     UserCreate,
@@ -338,11 +342,10 @@ class UserRepository:
         after the write's last round wins (module docs); one that finds an unfinished round
         completes it first, then deletes.
         """
+        # The task copies the request's context: its queries stay in the request's trace, and
+        # `outside_budget` sets the spent budget aside.
         task = asyncio.get_running_loop().create_task(
-            self._remove_after_settling(list(ids)),
-            name="users-remove-failed-create",
-            # A fresh context: none of the request's budget (or anything else) comes along.
-            context=contextvars.Context(),
+            self._remove_after_settling(list(ids)), name="users-remove-failed-create"
         )
         _background.add(task)
         task.add_done_callback(_background.discard)
@@ -350,7 +353,8 @@ class UserRepository:
     async def _remove_after_settling(self, ids: list[uuid.UUID]) -> None:
         await asyncio.sleep(SETTLE_S)
         try:
-            await self.remove_all(ids)
+            with outside_budget():
+                await self.remove_all(ids)
         except Exception as exc:
             log.exception(
                 "a failed create could not be undone: these users may remain",
