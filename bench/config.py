@@ -16,9 +16,10 @@ ROOT = Path(__file__).resolve().parent.parent
 # Everything the harness can measure, in the order it measures them. `BENCH_SCENARIOS` picks a subset.
 HTTP_SCENARIOS = ("get_user", "list_users", "create_user", "update_user")
 STREAM_SCENARIO = "stream_users"
+SLOW_READERS_SCENARIO = "slow_readers"
 CEILINGS = ("http_floor", "raw_driver", "async_layer")
 TRACING = "tracing"
-ALL_SCENARIOS = (*HTTP_SCENARIOS, STREAM_SCENARIO, *CEILINGS, TRACING)
+ALL_SCENARIOS = (*HTTP_SCENARIOS, STREAM_SCENARIO, SLOW_READERS_SCENARIO, *CEILINGS, TRACING)
 
 # The ratios the issue asks for are taken at this concurrency (or the measured one closest to it).
 REFERENCE_CONCURRENCY = 64

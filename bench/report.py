@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from bench import slow_readers
 from bench.config import ROOT
 
 Entry = Mapping[str, Any]
@@ -344,6 +345,8 @@ def render_markdown(report: Mapping[str, Any]) -> str:
                 f"{memory['rss_after_last_stream_mb']} MiB (what finished streams leave behind).",
                 "",
             ]
+    if slow := report.get("slow_readers"):
+        lines += slow_readers.markdown(slow)
     if tracing := report.get("tracing"):
         rounds = tracing.get("rounds", 1)
         lines += [

@@ -10,7 +10,7 @@ Phases, each on a freshly started server where one is needed:
    taking turns in rounds;
 5. the HTTP floor (the same app answering a constant body);
 6. the service again: list_users, create_user, update_user at every concurrency, then stream_users
-   with its memory.
+   with its memory, then slow_readers (stalled and slow stream clients, the service's RSS).
 
 The order keeps what the targets compare together, before anything writes: the node's state drifts
 as the write scenarios add rows (memtable flushes, compactions), and on a 2-core machine that moved
@@ -37,8 +37,15 @@ from pathlib import Path
 from typing import Any
 
 from bench import report as reporting
+from bench import slow_readers
 from bench.collector import Receiver, start_receiver
-from bench.config import HTTP_SCENARIOS, ROOT, STREAM_SCENARIO, BenchConfig
+from bench.config import (
+    HTTP_SCENARIOS,
+    ROOT,
+    SLOW_READERS_SCENARIO,
+    STREAM_SCENARIO,
+    BenchConfig,
+)
 from bench.http_floor import FLOOR_PATH
 from bench.machine import machine_facts
 from bench.procs import CpuMeter, tree_rss_bytes
@@ -104,6 +111,7 @@ class Run:
     scenarios: list[dict[str, Any]] = field(default_factory=list)
     ceilings: dict[str, Any] = field(default_factory=dict)
     streaming: dict[str, Any] = field(default_factory=dict)
+    slow_readers: dict[str, Any] = field(default_factory=dict)
     tracing: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     failed_phases: list[str] = field(default_factory=list)
@@ -278,8 +286,9 @@ def service_phase(run: Run, names: tuple[str, ...], *, stream: bool) -> None:
     """The scenarios `names` (those the configuration wants), then stream_users if `stream`."""
     config = run.config
     wanted = [name for name in names if config.wants(name)]
+    slow = stream and config.wants(SLOW_READERS_SCENARIO)
     stream = stream and config.wants(STREAM_SCENARIO)
-    if not wanted and not stream:
+    if not wanted and not stream and not slow:
         return
     say("serving the service (cqlstar.app:create_app) under granian")
     server = serve(
@@ -290,6 +299,8 @@ def service_phase(run: Run, names: tuple[str, ...], *, stream: bool) -> None:
             run.phase(name, lambda name=name: _measure_scenario(run, server, name))  # type: ignore[misc]
         if stream:
             run.phase(STREAM_SCENARIO, lambda: stream_phase(run, server))
+        if slow:
+            run.phase(SLOW_READERS_SCENARIO, lambda: slow_readers_phase(run, server))
     finally:
         stop(server)
 
@@ -351,6 +362,14 @@ def stream_phase(run: Run, server: Server) -> None:
         f"{small.peak_rss_mb:.0f} MiB at {small_rows} rows, {full.peak_rss_mb:.0f} MiB at "
         f"{config.stream_rows} rows; {full.errors} errors"
     )
+
+
+def slow_readers_phase(run: Run, server: Server) -> None:
+    result = slow_readers.measure_slow_readers(
+        server.base_url, server.pid, run.config.stream_fetch_size, run.config.seconds
+    )
+    run.slow_readers = result.as_dict()
+    say(slow_readers.summary(result))
 
 
 def floor_phase(run: Run) -> None:
@@ -620,6 +639,7 @@ def build_report(run: Run, started_at: str) -> dict[str, Any]:
         "ratios": ratios,
         "targets": reporting.evaluate_targets(ratios),
         "streaming": run.streaming,
+        "slow_readers": run.slow_readers,
         "tracing": run.tracing,
         "notes": run.notes,
         "failed_phases": run.failed_phases,

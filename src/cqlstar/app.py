@@ -33,6 +33,7 @@ from cqlstar.system.controller import SystemController
 from cqlstar.system.metrics import MetricsController
 from cqlstar.telemetry import TelemetryPlugin
 from cqlstar.users import UserController, UserRepositoryHolder
+from cqlstar.users.streaming import StreamSlots
 from cqlstar.web.deadline import RequestBudgetMiddleware
 from cqlstar.web.dependencies import provide_connection, provide_session, provide_settings
 from cqlstar.web.errors import EXCEPTION_HANDLERS
@@ -91,6 +92,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             settings=settings,
             cassandra=connection,
             user_repository=user_repository,
+            stream_slots=StreamSlots(settings.max_streams),
             identity=identity.verifier if identity else None,
             identity_provider=identity.provider if identity else None,
             redis=redis,

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from cqlstar.limits import RateLimiter
     from cqlstar.settings import Settings
     from cqlstar.users.dependencies import UserRepositoryHolder
+    from cqlstar.users.streaming import StreamSlots
 
 _STATE_KEY = "services"
 
@@ -31,6 +32,8 @@ class Services:
     settings: Settings
     cassandra: CassandraConnection
     user_repository: UserRepositoryHolder
+    # How many streamed responses may be in progress at once (CQLSTAR_MAX_STREAMS).
+    stream_slots: StreamSlots
     # Token checks (`identity.verify(token) -> Principal`) and the issuer's grants; both None when
     # CQLSTAR_AUTH=disabled.
     identity: TokenVerifier | None = None

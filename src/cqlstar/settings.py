@@ -87,6 +87,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     page_token_secret: bytes = msgspec.field(default_factory=lambda: secrets.token_bytes(32))
     # POST /shutdown stops the process: off unless an operator turns it on.
     shutdown_endpoint_enabled: bool = False
+    # Streamed responses (`GET /users/stream`) one worker process serves at once; more answer 503.
+    # Each holds a few Cassandra pages however slowly its client reads (cqlstar.users.streaming).
+    max_streams: int = 32
     log_level: str = "INFO"
     # Identity (cqlstar.identity): `oidc` checks a bearer token on every route but the open ones;
     # `disabled` serves every route to anyone and says so at start and in /health.
@@ -161,6 +164,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             values["page_token_secret"] = secret.encode()
         if "CQLSTAR_ENABLE_SHUTDOWN" in env:
             values["shutdown_endpoint_enabled"] = _flag(env, "CQLSTAR_ENABLE_SHUTDOWN")
+        if streams := env.get("CQLSTAR_MAX_STREAMS", "").strip():
+            if not streams.isascii() or not streams.isdigit() or not 1 <= int(streams) <= 10_000:
+                raise SettingsError(f"CQLSTAR_MAX_STREAMS={streams!r}: expected 1 to 10000")
+            values["max_streams"] = int(streams)
         if level := env.get("LOG_LEVEL"):
             if level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
                 raise SettingsError(f"LOG_LEVEL={level!r}: expected DEBUG, INFO, WARNING or ERROR")

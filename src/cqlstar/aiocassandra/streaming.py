@@ -3,7 +3,10 @@
 Flow control: the stream holds the page being consumed and at most one more — the next page is
 requested from the server as soon as the current one is handed to the consumer (prefetch), so the
 network round trip overlaps the consumer's work, and no further page is requested until the consumer
-reaches that prefetched page. Memory is therefore about two pages, whatever the result's size.
+reaches that prefetched page. Memory is therefore about two pages, whatever the result's size, and a
+consumer that stops asking (say, one waiting for a slow client) stops the reads after one page.
+`pages()` hands each page over outright: the stream keeps no reference to it, so a consumer that has
+turned a page into something else holds the prefetched page alone.
 
 Pages are counted as they are handed to the consumer, not as they arrive: `page_number` is the page
 being consumed (1-based), `total_rows_fetched` the rows of pages 1..page_number, `paging_state` the
@@ -164,15 +167,23 @@ class AsyncStreamingResultSet:
                 raise StopAsyncIteration
 
     async def pages(self) -> AsyncIterator[list[Row]]:
-        """Iterate page by page: the unconsumed rest of the current page, then each later page."""
+        """Iterate page by page: the unconsumed rest of the current page, then each later page.
+
+        A page handed over this way is no longer held by the stream (nor by this generator while it
+        waits to be resumed): once the consumer lets go of it, say after encoding it, its rows are
+        freed, and the stream holds only the prefetched page.
+        """
         while True:
-            index = self._index
-            rows = self._rows
-            if index < len(rows):
-                self._index = len(rows)
-                yield rows if index == 0 else rows[index:]
+            if self._index < len(self._rows):
+                yield self._take_rest()
             if not await self._advance():
                 return
+
+    def _take_rest(self) -> list[Row]:
+        rows, index = self._rows, self._index
+        self._rows = []
+        self._index = 0
+        return rows if index == 0 else rows[index:]
 
     async def _advance(self) -> bool:
         """Make the prefetched page current; False when the stream has ended."""

@@ -28,6 +28,7 @@ from litestar.status_codes import (
 )
 
 from cqlstar.identity import Role, requires
+from cqlstar.services import Services
 from cqlstar.users.dependencies import (
     provide_page_token_signer,
     provide_user_creates,
@@ -53,9 +54,9 @@ from cqlstar.users.schemas import (
 )
 from cqlstar.users.streaming import (
     NDJSON_MEDIA_TYPE,
-    ResultSetStream,
     json_document,
     ndjson_lines,
+    start_stream,
 )
 from cqlstar.web.schemas import ErrorDetail, ValidationErrorDetail
 
@@ -66,6 +67,13 @@ _BAD_ID = ResponseSpec(ErrorDetail, description="The user id is not a UUID")
 _NOT_FOUND = ResponseSpec(ErrorDetail, description="No user has this id")
 _UNAVAILABLE = ResponseSpec(
     ErrorDetail, description="Cassandra cannot be reached (a Retry-After header says when to retry)"
+)
+_STREAM_UNAVAILABLE = ResponseSpec(
+    ErrorDetail,
+    description=(
+        "Cassandra cannot be reached, or this worker serves its maximum of streams already "
+        "(a Retry-After header says when to retry)"
+    ),
 )
 _TIMED_OUT = ResponseSpec(ErrorDetail, description="Cassandra or the request budget timed out")
 _COMMON: dict[int, ResponseSpec] = {
@@ -300,6 +308,7 @@ class UserController(Controller):
             ),
             HTTP_422_UNPROCESSABLE_ENTITY: _INVALID,
             **_COMMON,
+            HTTP_503_SERVICE_UNAVAILABLE: _STREAM_UNAVAILABLE,
         },
         opt={"operation": "stream users"},
     )
@@ -312,25 +321,33 @@ class UserController(Controller):
         age_filter: MinAge = None,
     ) -> Stream:
         """Reads Cassandra page by page (`fetch_size` rows each) and sends each page as it arrives,
-        so the server's memory stays bounded however many users are streamed. A client that
-        disconnects stops the read."""
+        at the pace the client reads: the server's memory stays bounded however many users are
+        streamed. A client that disconnects stops the read. Each worker serves a bounded number of
+        streams at once (`CQLSTAR_MAX_STREAMS`); beyond it the answer is 503 with Retry-After."""
         # JSON first: a client that accepts anything (`*/*`, or no Accept header) gets the document.
         ndjson = (
             request.accept.best_match(["application/json", NDJSON_MEDIA_TYPE]) == NDJSON_MEDIA_TYPE
         )
-        # Opened before the status line, so that failing to open it is still answered with an error
-        # status, then handed straight to the response, which cancels it when the response is over
-        # even if the body is never read (see `cqlstar.users.streaming`).
-        stream = await repository.open_stream(
-            limit=limit, fetch_size=fetch_size, min_age=age_filter
-        )
-        if ndjson:
-            return ResultSetStream(
-                ndjson_lines(stream), result_set=stream, media_type=NDJSON_MEDIA_TYPE
+        # A slot first (503 when the process streams its maximum already), then the stream, opened
+        # and its first page encoded before the status line, so that a failure there is still
+        # answered with an error status; the response then owns both and lets them go when it is
+        # over, even if the body is never read (see `cqlstar.users.streaming`).
+        slot = Services.of(request.app.state).stream_slots.take()
+        try:
+            stream = await repository.open_stream(
+                limit=limit, fetch_size=fetch_size, min_age=age_filter
             )
-        return ResultSetStream(
+        except BaseException:
+            slot.release()
+            raise
+        if ndjson:
+            return await start_stream(
+                stream, ndjson_lines(stream), slot=slot, media_type=NDJSON_MEDIA_TYPE
+            )
+        return await start_stream(
+            stream,
             json_document(stream, fetch_size=fetch_size),
-            result_set=stream,
+            slot=slot,
             media_type="application/json",
         )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 import tracemalloc
 from typing import Any
@@ -108,6 +109,24 @@ async def test_pages_after_partial_row_iteration(
         pages = [page async for page in stream.pages()]
     assert first.c == 0
     assert [len(page) for page in pages] == [99, 100, 50]
+
+
+async def test_a_page_handed_over_by_pages_is_held_only_by_the_consumer(
+    aio_session: AsyncSession, small_table: str
+) -> None:
+    """What lets a slow consumer hold one page less: once it has turned a page into something else
+    (an encoded chunk), dropping it frees the rows, while the stream keeps only its prefetch."""
+    async with await aio_session.execute_stream(
+        "SELECT c FROM small WHERE k = 1", config=StreamConfig(fetch_size=100)
+    ) as stream:
+        pages = stream.pages()
+        for expected in (list(range(100)), list(range(100, 200))):
+            page = await anext(pages)
+            assert [row.c for row in page] == expected
+            holders = gc.get_referrers(page)
+            assert not any(holder is vars(stream) for holder in holders)
+            assert not any(holder is pages for holder in holders)
+        await pages.aclose()
 
 
 async def test_cancel_mid_stream_drops_callbacks_and_session_works(

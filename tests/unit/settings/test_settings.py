@@ -16,6 +16,7 @@ def test_defaults_suit_the_local_node() -> None:
     assert settings.cassandra_keyspace == "cqlstar"
     assert (settings.host, settings.port) == ("127.0.0.1", 8000)
     assert settings.shutdown_endpoint_enabled is False
+    assert settings.max_streams == 32
     assert len(settings.page_token_secret) == 32
 
 
@@ -32,6 +33,7 @@ def test_every_variable_is_read() -> None:
             "PORT": "8080",
             "CQLSTAR_PAGE_TOKEN_SECRET": "a-long-enough-secret",
             "CQLSTAR_ENABLE_SHUTDOWN": "true",
+            "CQLSTAR_MAX_STREAMS": "5",
             "LOG_LEVEL": "debug",
             "OIDC_ISSUER": "https://id.example.com/realms/prod",
             "OIDC_CLIENT_ID": "shop-api",
@@ -48,6 +50,7 @@ def test_every_variable_is_read() -> None:
     assert (settings.host, settings.port) == ("0.0.0.0", 8080)
     assert settings.page_token_secret == b"a-long-enough-secret"
     assert settings.shutdown_endpoint_enabled is True
+    assert settings.max_streams == 5
     assert settings.log_level == "DEBUG"
     assert settings.auth == "oidc"
     assert settings.oidc_issuer == "https://id.example.com/realms/prod"
@@ -73,6 +76,9 @@ def test_each_process_makes_its_own_secret_when_none_is_configured() -> None:
         ({"CASSANDRA_USERNAME": "only-user"}, "CASSANDRA_USERNAME"),
         ({"CQLSTAR_PAGE_TOKEN_SECRET": "short"}, "CQLSTAR_PAGE_TOKEN_SECRET"),
         ({"CQLSTAR_ENABLE_SHUTDOWN": "maybe"}, "CQLSTAR_ENABLE_SHUTDOWN"),
+        ({"CQLSTAR_MAX_STREAMS": "0"}, "CQLSTAR_MAX_STREAMS"),
+        ({"CQLSTAR_MAX_STREAMS": "-3"}, "CQLSTAR_MAX_STREAMS"),
+        ({"CQLSTAR_MAX_STREAMS": "many"}, "CQLSTAR_MAX_STREAMS"),
         ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
     ],
 )

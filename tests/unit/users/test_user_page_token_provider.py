@@ -16,6 +16,7 @@ from cqlstar.users import UserController, dependencies
 from cqlstar.users.dependencies import provide_page_token_signer
 from cqlstar.users.page_tokens import PageTokenSigner
 from cqlstar.users.repository import Page, UserRepository
+from cqlstar.users.streaming import StreamSlots
 from cqlstar.web.dependencies import provide_settings
 
 STATE_AFTER_PAGE = b"\x00cassandra-paging-state\xff"
@@ -76,6 +77,7 @@ async def test_repeated_requests_share_one_signer_and_tokens_round_trip(
             user_repository=RepositoryHolder(repository),  # type: ignore[arg-type]
             redis=None,
             rate_limiter=None,  # type: ignore[arg-type]  # no limits in front of these routes
+            stream_slots=StreamSlots(4),
         ).state(),
         dependencies={"settings": Provide(provide_settings, sync_to_thread=False)},
     )

@@ -8,6 +8,7 @@ chooses exactly when the client goes away.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -21,6 +22,7 @@ from cqlstar.services import Services
 from cqlstar.settings import Settings
 from cqlstar.users import UserController
 from cqlstar.users.repository import UserRepository
+from cqlstar.users.streaming import StreamSlots
 from cqlstar.web.dependencies import provide_settings
 
 NDJSON = "application/x-ndjson"
@@ -30,8 +32,9 @@ ROW = ("00000000-0000-0000-0000-000000000001", "Ada", "ada@example.com", 36, 0, 
 class FakeStream:
     """Pages of one row each, the way `AsyncStreamingResultSet` hands them over."""
 
-    def __init__(self, pages: int) -> None:
+    def __init__(self, pages: int, *, fail_at: int | None = None) -> None:
         self._pages = pages
+        self._fail_at = fail_at
         self.page_number = 0
         self.pages_requested = 0
         self.cancel_calls = 0
@@ -54,6 +57,8 @@ class FakeStream:
             if self.cancelled:
                 return
             self.pages_requested += 1
+            if self.pages_requested == self._fail_at:
+                raise TimeoutError("page fetch timed out")
             self.page_number += 1
             yield [ROW]
 
@@ -63,11 +68,12 @@ class FakeRepository(UserRepository):
 
     def __init__(self) -> None:
         self.opened: list[FakeStream] = []
+        self.fail_at: int | None = None
 
     async def open_stream(  # type: ignore[override]
         self, *, limit: int, fetch_size: int, min_age: int | None
     ) -> FakeStream:
-        stream = FakeStream(pages=3)
+        stream = FakeStream(pages=3, fail_at=self.fail_at)
         self.opened.append(stream)
         return stream
 
@@ -83,7 +89,12 @@ def repository() -> FakeRepository:
 
 
 @pytest.fixture
-def app(repository: FakeRepository) -> Litestar:
+def slots() -> StreamSlots:
+    return StreamSlots(4)
+
+
+@pytest.fixture
+def app(repository: FakeRepository, slots: StreamSlots) -> Litestar:
     return Litestar(
         route_handlers=[UserController],
         state=Services(
@@ -92,6 +103,7 @@ def app(repository: FakeRepository) -> Litestar:
             user_repository=RepositoryHolder(repository),  # type: ignore[arg-type]
             redis=None,
             rate_limiter=None,  # type: ignore[arg-type]  # no limits in front of these routes
+            stream_slots=slots,
         ).state(),
         dependencies={"settings": Provide(provide_settings, sync_to_thread=False)},
     )
@@ -104,7 +116,7 @@ async def get_stream(app: Litestar, client: ScriptedClient, *, accept: str) -> N
 
 @pytest.mark.parametrize("accept", ["application/json", NDJSON])
 async def test_a_failed_status_line_cancels_the_unread_stream(
-    app: Litestar, repository: FakeRepository, accept: str
+    app: Litestar, repository: FakeRepository, slots: StreamSlots, accept: str
 ) -> None:
     client = ScriptedClient(leaves="at-status-line")
 
@@ -113,13 +125,15 @@ async def test_a_failed_status_line_cancels_the_unread_stream(
         await get_stream(app, client, accept=accept)
 
     [stream] = repository.opened
-    assert stream.pages_requested == 0  # the body never started...
+    # The first page is read before the status line; the rest of the body never started...
+    assert stream.pages_requested == 1
     assert stream.cancelled  # ...and the stream was closed all the same
+    assert slots.in_use == 0
 
 
 @pytest.mark.parametrize("accept", ["application/json", NDJSON])
 async def test_a_request_cancelled_before_the_body_cancels_the_unread_stream(
-    app: Litestar, repository: FakeRepository, accept: str
+    app: Litestar, repository: FakeRepository, slots: StreamSlots, accept: str
 ) -> None:
     client = ScriptedClient(leaves="during-status-line")
     request = asyncio.create_task(get_stream(app, client, accept=accept))
@@ -130,13 +144,14 @@ async def test_a_request_cancelled_before_the_body_cancels_the_unread_stream(
         await request
 
     [stream] = repository.opened
-    assert stream.pages_requested == 0
+    assert stream.pages_requested == 1  # the first, read before the status line
     assert stream.cancelled
+    assert slots.in_use == 0
 
 
 @pytest.mark.parametrize("accept", ["application/json", NDJSON])
 async def test_a_client_gone_while_a_chunk_is_sent_cancels_the_stream_at_once(
-    app: Litestar, repository: FakeRepository, accept: str
+    app: Litestar, repository: FakeRepository, slots: StreamSlots, accept: str
 ) -> None:
     client = ScriptedClient(leaves="during-body")
 
@@ -146,6 +161,7 @@ async def test_a_client_gone_while_a_chunk_is_sent_cancels_the_stream_at_once(
     # The body was abandoned at a `yield`, where only its eventual finalisation would close it.
     assert stream.pages_requested < 3
     assert stream.cancelled
+    assert slots.in_use == 0
 
 
 @pytest.mark.parametrize(
@@ -156,7 +172,11 @@ async def test_a_client_gone_while_a_chunk_is_sent_cancels_the_stream_at_once(
     ],
 )
 async def test_a_complete_response_reads_every_page_then_cancels_the_stream(
-    app: Litestar, repository: FakeRepository, accept: str, expected_body: bytes
+    app: Litestar,
+    repository: FakeRepository,
+    slots: StreamSlots,
+    accept: str,
+    expected_body: bytes,
 ) -> None:
     client = ScriptedClient()
 
@@ -167,3 +187,65 @@ async def test_a_complete_response_reads_every_page_then_cancels_the_stream(
     [stream] = repository.opened
     assert stream.pages_requested == 3
     assert stream.cancelled
+    assert slots.in_use == 0
+
+
+@pytest.mark.parametrize("accept", ["application/json", NDJSON])
+async def test_a_failure_after_the_status_line_is_logged_and_cuts_the_body_short(
+    app: Litestar,
+    repository: FakeRepository,
+    slots: StreamSlots,
+    accept: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    repository.fail_at = 2
+    client = ScriptedClient()
+
+    with caplog.at_level(logging.ERROR, logger="cqlstar.users.streaming"):
+        await get_stream(app, client, accept=accept)  # no exception reaches the server
+
+    assert client.status == 200
+    bodies = [m for m in client.messages if m["type"] == "http.response.body"]
+    assert bodies  # the first page went out...
+    assert all(m.get("more_body") for m in bodies)  # ...and the body was never said complete
+    [record] = [r for r in caplog.records if r.getMessage() == "stream ended early"]
+    assert record.error_type == "builtins.TimeoutError"  # type: ignore[attr-defined]
+    assert record.cause == "page fetch timed out"  # type: ignore[attr-defined]
+    assert isinstance(record.exc_info and record.exc_info[1], TimeoutError)
+    [stream] = repository.opened
+    assert stream.cancelled
+    assert slots.in_use == 0
+
+
+@pytest.mark.parametrize("accept", ["application/json", NDJSON])
+async def test_a_failure_on_the_first_page_is_answered_before_any_status_line(
+    app: Litestar, repository: FakeRepository, slots: StreamSlots, accept: str
+) -> None:
+    repository.fail_at = 1
+    client = ScriptedClient()
+
+    await get_stream(app, client, accept=accept)
+
+    assert client.status == 500  # this bare app's default handler: an error status, not a 200
+    assert b"detail" in client.body
+    [stream] = repository.opened
+    assert stream.cancelled
+    assert slots.in_use == 0
+
+
+async def test_streams_over_the_cap_are_refused_with_retry_after(
+    app: Litestar, repository: FakeRepository, slots: StreamSlots
+) -> None:
+    held = [slots.take() for _ in range(slots.capacity)]
+    client = ScriptedClient()
+
+    await get_stream(app, client, accept=NDJSON)
+
+    assert client.status == 503
+    start = next(m for m in client.messages if m["type"] == "http.response.start")
+    assert (b"retry-after", b"2") in [(k.lower(), v) for k, v in start["headers"]]
+    assert repository.opened == []  # refused before any query
+    for slot in held:
+        slot.release()
+        slot.release()  # idempotent
+    assert slots.in_use == 0

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from cqlstar.users.streaming import json_document, ndjson_lines
+from cqlstar.users.streaming import PIECE_BYTES, json_document, ndjson_lines
 
 # 2026-11-22T10:00:00.123Z, as the repository's SELECTs return timestamps: epoch milliseconds.
 STAMP = 1795341600123
@@ -91,14 +91,15 @@ async def test_json_document_is_valid_with_metadata_last(sizes: list[int]) -> No
     assert stream.cancelled  # closed at the end, too
 
 
-async def test_json_document_sends_one_chunk_per_page() -> None:
+async def test_json_document_sends_one_chunk_per_page_the_opening_with_the_first() -> None:
     chunks = await collect(json_document(FakeStream(pages_of([4, 4, 2])), fetch_size=4))  # type: ignore[arg-type]
-    # The opening, one chunk per page, the closing with the metadata.
-    assert len(chunks) == 5
-    assert chunks[0] == b'{"users":['
-    assert chunks[1].count(b'"id"') == 4
-    assert chunks[2].startswith(b",{")
-    assert chunks[4].startswith(b'],"metadata":')
+    # Nothing before the first page is encoded: the opening travels with it (a failure there is
+    # still answerable with an error status). Then one chunk per page, the closing with the metadata.
+    assert len(chunks) == 4
+    assert chunks[0].startswith(b'{"users":[{"id"')
+    assert chunks[0].count(b'"id"') == 4
+    assert chunks[1].startswith(b",{")
+    assert chunks[3].startswith(b'],"metadata":')
 
 
 async def test_ndjson_is_one_line_per_user_in_one_chunk_per_page() -> None:
@@ -106,6 +107,29 @@ async def test_ndjson_is_one_line_per_user_in_one_chunk_per_page() -> None:
     assert len(chunks) == 2
     lines = b"".join(chunks).decode().splitlines()
     assert [json.loads(line)["name"] for line in lines] == [f"User {n}" for n in range(5)]
+
+
+@pytest.mark.parametrize(
+    "make_body",
+    [lambda stream: json_document(stream, fetch_size=1000), ndjson_lines],
+    ids=["json", "ndjson"],
+)
+async def test_a_large_page_goes_out_in_pieces_of_at_most_piece_bytes(make_body: Any) -> None:
+    """The server queues a few messages per response whatever their size: pieces keep what it holds
+    for a client that does not read to a few pieces rather than a few pages."""
+    sizes = [1000, 1000, 10]
+    chunks = await collect(make_body(FakeStream(pages_of(sizes))))
+    body = b"".join(chunks)
+    assert len(body) > 2 * PIECE_BYTES
+    assert all(len(chunk) <= PIECE_BYTES for chunk in chunks)
+    assert len(chunks) >= len(body) // PIECE_BYTES
+    users = (
+        json.loads(body)["users"]
+        if body.startswith(b'{"users":')
+        else [json.loads(line) for line in body.decode().splitlines()]
+    )
+    names = [user["name"] for user in users]
+    assert names == [f"User {n}" for n in range(sum(sizes))]
 
 
 @pytest.mark.parametrize(
