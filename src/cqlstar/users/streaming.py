@@ -41,6 +41,7 @@ was sent in full.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -54,7 +55,8 @@ from litestar.response import Stream
 from litestar.response.base import ASGIResponse
 from litestar.types import Message, Receive, Scope, Send, TypeEncodersMap
 
-from cqlstar.aiocassandra import AsyncStreamingResultSet
+from cqlstar.aiocassandra import AsyncStreamingResultSet, BudgetExceeded
+from cqlstar.aiocassandra import remaining as budget_left
 from cqlstar.users.repository import users_from_rows
 from cqlstar.users.schemas import StreamMetadata
 
@@ -306,20 +308,45 @@ class _CancellingResponse(ASGIResponse):
             # close the connection without the final chunk, so the client sees the body cut short.
             # Raising instead would reach the server as an application error, logged without the
             # request's trace and cause.
-            cause = _cause(exc)
-            log.exception(
-                "stream ended early",
-                exc_info=cause,
-                extra={
-                    "path": scope["path"],
-                    "error_type": f"{type(cause).__module__}.{type(cause).__qualname__}",
-                    "cause": str(cause) or type(cause).__name__,
-                    "pages_read": self._result_set.page_number,
-                },
-            )
+            self._log_early_end(scope, _cause(exc))
+        except asyncio.CancelledError:
+            # The request's task is cancelled: by the X-Request-Timeout budget (which then answers
+            # nothing more, the status line being out) or by a server shutting down. Only the first
+            # is a failure of this stream; a client that leaves is seen by Litestar, not here.
+            if started and _budget_spent():
+                self._log_early_end(scope, BudgetExceeded())
+            raise
         finally:
             self._result_set.cancel()  # idempotent: a body read to its end has closed it already
             self._slot.release()
+
+    def _log_early_end(self, scope: Scope, cause: BaseException) -> None:
+        log.error(
+            "stream ended early",
+            exc_info=cause if cause.__traceback__ is not None else None,
+            extra={
+                "path": scope["path"],
+                "error_type": f"{type(cause).__module__}.{type(cause).__qualname__}",
+                "cause": _describe(cause),
+                "pages_read": self._result_set.page_number,
+            },
+        )
+
+
+def _describe(exc: BaseException) -> str:
+    """The exception's message; for one raised without any, the first line of its class's docs."""
+    if message := str(exc):
+        return message
+    doc = (type(exc).__doc__ or "").strip()
+    return doc.splitlines()[0] if doc else type(exc).__name__
+
+
+def _budget_spent() -> bool:
+    try:
+        budget_left()
+    except BudgetExceeded:
+        return True
+    return False
 
 
 def _cause(exc: BaseException) -> BaseException:
