@@ -64,8 +64,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     connection = CassandraConnection(
         settings, on_connect=[prepare_diagnostics, user_repository.prepare]
     )
-    identity = build_identity(settings)
     redis = connect_redis(settings.redis_url) if settings.redis_url else None
+    identity = build_identity(settings, redis)
     rate_limiter = create_rate_limiter(settings, redis)
 
     @asynccontextmanager

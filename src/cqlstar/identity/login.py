@@ -8,10 +8,11 @@ issuer that cannot be reached or fails becomes 503 with `Retry-After`.
 OpenAPI UI's OAuth2 password flow can log in through it; fields other than `username` and
 `password` (the flow's `grant_type`, `client_id`, `scope`) are ignored.
 
-`POST /logout` first refuses the session's tokens locally (`TokenVerifier.revoke`), then ends the
-session at the issuer. An issuer that no longer knows the refresh token (a second logout, a session
+`POST /logout` first refuses the session's tokens (`TokenVerifier.revoke`: in this process, and in
+every process sharing the Redis when `REDIS_URL` is set), then ends the session at the issuer. An issuer that no longer knows the refresh token (a second logout, a session
 that expired, a refresh token of another client) changes nothing for the caller: 204. An issuer
-that cannot be reached: 503, and the tokens are refused already; the client may retry.
+that cannot be reached, or a Redis that cannot take the revocation: 503 with `Retry-After`, and the
+tokens are refused where that could be recorded; the client retries (a second logout is 204).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from litestar.status_codes import HTTP_204_NO_CONTENT
 from cqlstar.identity.guards import AUTHENTICATED
 from cqlstar.identity.issuer import IssuerClient, IssuerRejected, IssuerUnavailable, TokenSet
 from cqlstar.identity.middleware import ALLOW_REVOKED_KEY, OPEN_ROUTE_KEY, RETRY_AFTER_S
+from cqlstar.identity.revocation import RevocationUnavailable
 from cqlstar.identity.tokens import TokenVerifier, VerifiedToken
 from cqlstar.limits.login import LOGIN_LIMITED_KEY, check_login_attempt
 from cqlstar.services import Services
@@ -205,13 +207,23 @@ class LoginController(Controller):
         """Ends the session at the issuer; this access token and every other token of its session
         are refused from now on, until they would have expired. A second logout is also 204."""
         verified: VerifiedToken = request.auth
-        await verifier.revoke(verified)
+        try:
+            await verifier.revoke(verified)
+            shared = True
+        except RevocationUnavailable:
+            shared = False  # refused in this process only: still end the session at the issuer
         try:
             await identity_provider.end_session(data.refresh_token)
         except IssuerRejected:
             pass  # the issuer knows no such session any more: ended either way
         except IssuerUnavailable:
             raise _unavailable() from None
+        if not shared:
+            # Other processes may still accept the tokens: say so, so that the client retries.
+            raise ServiceUnavailableException(
+                detail="The logout could not reach every process; retry",
+                headers={"Retry-After": RETRY_AFTER_S},
+            )
 
 
 async def _exchange(
