@@ -21,6 +21,7 @@ from cqlstar import __version__
 from cqlstar.database import CassandraConnection
 from cqlstar.diagnostics import DIAGNOSTICS_CONTROLLERS, prepare_diagnostics
 from cqlstar.identity.guards import SECURITY_COMPONENTS, document_access
+from cqlstar.identity.health import IdentityProviderCheck
 from cqlstar.identity.middleware import OPEN_ROUTE
 from cqlstar.identity.setup import IDENTITY_ROUTE_HANDLERS, build_identity, warn_auth_disabled
 from cqlstar.limits import create_rate_limiter
@@ -30,6 +31,7 @@ from cqlstar.redisclient import connect_redis
 from cqlstar.services import Services
 from cqlstar.settings import Settings
 from cqlstar.system.controller import SystemController
+from cqlstar.system.health import CassandraCheck, DependencyCheck, RedisCheck
 from cqlstar.system.metrics import MetricsController
 from cqlstar.telemetry import TelemetryPlugin
 from cqlstar.users import UserController, UserRepositoryHolder
@@ -67,6 +69,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
     redis = connect_redis(settings.redis_url) if settings.redis_url else None
     identity = build_identity(settings, redis)
     rate_limiter = create_rate_limiter(settings, redis)
+    health_checks: list[DependencyCheck] = [CassandraCheck(connection)]
+    if redis is not None:
+        health_checks.append(RedisCheck(redis, rate_limiter))
+    if identity is not None:
+        health_checks.append(IdentityProviderCheck(identity.provider))
 
     @asynccontextmanager
     async def cassandra_lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -97,6 +104,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             identity_provider=identity.provider if identity else None,
             redis=redis,
             rate_limiter=rate_limiter,
+            health_checks=tuple(health_checks),
         ).state(),
         lifespan=[cassandra_lifespan, identity.lifespan if identity else warn_auth_disabled],
         dependencies={

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from cqlstar.identity.tokens import TokenVerifier
     from cqlstar.limits import RateLimiter
     from cqlstar.settings import Settings
+    from cqlstar.system.health import DependencyCheck
     from cqlstar.users.dependencies import UserRepositoryHolder
     from cqlstar.users.streaming import StreamSlots
 
@@ -42,6 +43,8 @@ class Services:
     redis: Redis | None
     # Every rate limit of the service: HTTP per principal, login, WebSocket messages.
     rate_limiter: RateLimiter
+    # What GET /health asks, one per dependency in use (`cqlstar.system.health`).
+    health_checks: tuple[DependencyCheck, ...] = ()
 
     def state(self) -> State:
         """The app's `State`, holding these services under the one key `of` reads."""

@@ -106,8 +106,9 @@ class IssuerClient:
                 self._discovery = discovery
         return self._discovery
 
-    async def jwks(self) -> dict[str, Any]:
-        document = await self._get_json((await self.discovery()).jwks_uri, "jwks")
+    async def jwks(self, purpose: str = "jwks") -> dict[str, Any]:
+        # `purpose` names the call in the log: /health fetches it too, as "health".
+        document = await self._get_json((await self.discovery()).jwks_uri, purpose)
         if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
             raise IssuerUnavailable("the JWKS is not a key set")
         return document

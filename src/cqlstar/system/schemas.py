@@ -6,6 +6,8 @@ from typing import Literal
 
 import msgspec
 
+from cqlstar.system.health import CheckResult
+
 
 class Welcome(msgspec.Struct, frozen=True):
     message: str
@@ -14,7 +16,9 @@ class Welcome(msgspec.Struct, frozen=True):
 
 
 class Health(msgspec.Struct, frozen=True):
-    status: Literal["healthy", "unhealthy"]
+    # healthy: every dependency up; degraded: only Redis or the identity provider down (the
+    # service still serves); unhealthy: Cassandra down (503).
+    status: Literal["healthy", "degraded", "unhealthy"]
     cassandra_connected: bool
     cassandra: Literal["connected", "disconnected"]
     cassandra_version: str | None
@@ -23,3 +27,5 @@ class Health(msgspec.Struct, frozen=True):
     timestamp: str
     # "disabled" when CQLSTAR_AUTH=disabled: every route is open.
     auth: Literal["oidc", "disabled"] = "oidc"
+    # One entry per dependency in use: cassandra, and redis and identity_provider when configured.
+    checks: dict[str, CheckResult] = msgspec.field(default_factory=dict)

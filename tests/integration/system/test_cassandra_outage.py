@@ -93,6 +93,7 @@ def test_health_follows_cassandra_without_a_restart(late_service: ServedApp) -> 
     # Cassandra stops: 503, and data routes answer 503 with Retry-After too.
     _node("stop")
     _eventually(lambda: _status(app, "/health") == 503, 30, "unhealthy after Cassandra stopped")
+    assert httpx.get(health, timeout=5).json()["checks"]["cassandra"]["status"] == "down"
     users = httpx.get(app.base_url + "/users?limit=1", timeout=10)
     if users.status_code != 404:  # the Users routes exist
         assert users.status_code == 503
@@ -113,4 +114,10 @@ def test_health_follows_cassandra_without_a_restart(late_service: ServedApp) -> 
         os.kill(pid, signal.SIGCONT)
     assert response.status_code == 503
     assert elapsed < 2.0
+    assert response.json()["status"] == "unhealthy"
+    assert response.json()["checks"]["cassandra"] == {
+        "status": "down",
+        "latency_ms": response.json()["checks"]["cassandra"]["latency_ms"],
+        "error": "timeout",
+    }
     assert app.process.poll() is None
