@@ -27,6 +27,7 @@ from cqlstar.identity.setup import IDENTITY_ROUTE_HANDLERS, build_identity, warn
 from cqlstar.limits import create_rate_limiter
 from cqlstar.limits.middleware import HttpRateLimitMiddleware
 from cqlstar.limits.openapi import document_rate_limits
+from cqlstar.realtime import Realtime, RealtimePlugin
 from cqlstar.redisclient import connect_redis
 from cqlstar.services import Services
 from cqlstar.settings import Settings
@@ -74,6 +75,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
         health_checks.append(RedisCheck(redis, rate_limiter))
     if identity is not None:
         health_checks.append(IdentityProviderCheck(identity.provider))
+    realtime = Realtime(
+        settings=settings,
+        user_repository=user_repository,
+        rate_limiter=rate_limiter,
+        verifier=identity.verifier if identity else None,
+        redis=redis,
+    )
 
     @asynccontextmanager
     async def cassandra_lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -105,6 +113,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             redis=redis,
             rate_limiter=rate_limiter,
             health_checks=tuple(health_checks),
+            realtime=realtime,
         ).state(),
         lifespan=[cassandra_lifespan, identity.lifespan if identity else warn_auth_disabled],
         dependencies={
@@ -135,7 +144,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             render_plugins=[SwaggerRenderPlugin(path="/")],
             use_handler_docstrings=True,  # a handler's docstring is its operation's description
         ),
-        plugins=[telemetry],
+        # The channels plugin before the realtime one, whose lifespan subscribes to it.
+        plugins=[telemetry, realtime.channels, RealtimePlugin(realtime)],
         debug=False,
     )
     if identity:

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from cqlstar.identity.issuer import IssuerClient
     from cqlstar.identity.tokens import TokenVerifier
     from cqlstar.limits import RateLimiter
+    from cqlstar.realtime.runtime import Realtime
     from cqlstar.settings import Settings
     from cqlstar.system.health import DependencyCheck
     from cqlstar.users.dependencies import UserRepositoryHolder
@@ -45,6 +46,9 @@ class Services:
     rate_limiter: RateLimiter
     # What GET /health asks, one per dependency in use (`cqlstar.system.health`).
     health_checks: tuple[DependencyCheck, ...] = ()
+    # The WebSocket API's shared state; the users routes publish their changes through it. None
+    # in apps built without the WebSocket API (unit tests of other concerns): nothing to publish to.
+    realtime: Realtime | None = None
 
     def state(self) -> State:
         """The app's `State`, holding these services under the one key `of` reads."""

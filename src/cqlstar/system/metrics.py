@@ -22,6 +22,8 @@ from litestar.di import NamedDependency
 
 from cqlstar.database import CassandraConnection, CassandraUnavailable
 from cqlstar.identity import OPEN_ROUTE
+from cqlstar.realtime.metrics import WebSocketFigures
+from cqlstar.services import Services
 from cqlstar.telemetry import SpanFigures, telemetry_from_state
 
 
@@ -34,6 +36,8 @@ class Metrics(SpanFigures, frozen=True, kw_only=True):
     """The span figures plus the driver's connection counts."""
 
     cassandra_connections: CassandraConnections
+    # The WebSocket API's counters (`cqlstar.realtime.metrics`); null in an app without it.
+    websocket: WebSocketFigures | None
 
 
 def pool_connections(driver_session: Any) -> CassandraConnections:
@@ -59,6 +63,15 @@ def cassandra_connections(connection: CassandraConnection) -> CassandraConnectio
     return pool_connections(session.driver_session)
 
 
+def _websocket_figures(state: State) -> WebSocketFigures | None:
+    """The WebSocket counters, or None in an app built without the WebSocket API."""
+    try:
+        realtime = Services.of(state).realtime
+    except KeyError:  # an app with no services at all (the route alone, in unit tests)
+        return None
+    return None if realtime is None else realtime.metrics.figures()
+
+
 class MetricsController(Controller):
     tags = ["system"]
     opt = OPEN_ROUTE
@@ -79,4 +92,5 @@ class MetricsController(Controller):
         return Metrics(
             **msgspec.structs.asdict(figures),
             cassandra_connections=cassandra_connections(connection),
+            websocket=_websocket_figures(state),
         )

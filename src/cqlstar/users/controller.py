@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from litestar import Controller, Request, Response, delete, get, patch, post, put
+from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import ClientException, NotFoundException
 from litestar.openapi.datastructures import ResponseSpec
@@ -167,6 +168,8 @@ class UserController(Controller):
         headers = {"Location": f"/users/{user.id}"}
         if replayed:
             headers[REPLAYED_HEADER] = "true"
+        else:
+            await _publish(request.app.state, "created", user.id, user)
         return Response(user, status_code=HTTP_201_CREATED, headers=headers)
 
     @get(
@@ -217,11 +220,12 @@ class UserController(Controller):
         user_id: UserIdPath,
         data: JSONBody[UserUpdate],
         repository: NamedDependency[UserRepository],
+        state: State,
     ) -> User:
         """Same as PATCH: the fields sent replace the stored ones, the others are kept (at least one
         field is required). `updated_at` moves, `created_at` does not. A user deleted meanwhile is
         never re-created: the answer is then 404."""
-        return await _update(repository, parse_user_id(user_id), data)
+        return await _update(repository, parse_user_id(user_id), data, state)
 
     @patch(
         "/{user_id:str}",
@@ -240,11 +244,12 @@ class UserController(Controller):
         user_id: UserIdPath,
         data: JSONBody[UserUpdate],
         repository: NamedDependency[UserRepository],
+        state: State,
     ) -> User:
         """Changes the fields sent (at least one) and keeps the others. `updated_at` moves,
         `created_at` does not. A user deleted meanwhile is never re-created: the answer is then
         404."""
-        return await _update(repository, parse_user_id(user_id), data)
+        return await _update(repository, parse_user_id(user_id), data, state)
 
     @delete(
         "/{user_id:str}",
@@ -255,10 +260,12 @@ class UserController(Controller):
         opt={"operation": "delete user"},
     )
     async def delete_user(
-        self, user_id: UserIdPath, repository: NamedDependency[UserRepository]
+        self, user_id: UserIdPath, repository: NamedDependency[UserRepository], state: State
     ) -> None:
         """Idempotent: deleting a user that does not exist also answers 204."""
-        await repository.delete(parse_user_id(user_id))
+        parsed = parse_user_id(user_id)
+        await repository.delete(parsed)
+        await _publish(state, "deleted", str(parsed), None)
 
     @post(
         "/batch",
@@ -287,6 +294,9 @@ class UserController(Controller):
         created, replayed = await creates.create_many(
             new_users, key=idempotency_key, principal=principal_of(request.scope.get("user"))
         )
+        if not replayed:
+            for user in created:
+                await _publish(request.app.state, "created", user.id, user)
         return Response(
             BatchCreated(created=len(created), users=created),
             status_code=HTTP_201_CREATED,
@@ -402,12 +412,27 @@ class UserController(Controller):
 
 
 async def _update(
-    repository: NamedDependency[UserRepository], user_id: uuid.UUID, changes: UserUpdate
+    repository: NamedDependency[UserRepository],
+    user_id: uuid.UUID,
+    changes: UserUpdate,
+    state: State,
 ) -> User:
     user = await repository.update(user_id, changes)
     if user is None:
         raise NotFoundException(detail=USER_NOT_FOUND)
+    await _publish(state, "updated", user.id, user)
     return user
+
+
+UserChange = Literal["created", "updated", "deleted"]
+
+
+async def _publish(state: State, kind: UserChange, user_id: str, user: User | None) -> None:
+    """Every change is broadcast to the WebSocket readers (`cqlstar.realtime.broadcast`); a
+    replayed create changed nothing and publishes nothing."""
+    realtime = Services.of(state).realtime
+    if realtime is not None:
+        await realtime.publish_user_change(kind, user_id, user)
 
 
 # The canonical text form only (RFC 9562: 8-4-4-4-12 hex digits, either case). `uuid.UUID` alone

@@ -393,8 +393,13 @@ class UserRepository:
         """Remove the user; deleting one that does not exist is not an error (and writes nothing)."""
         await self._session.execute(self._delete_if_exists, (user_id,))
 
-    async def list_users(self, limit: int) -> list[User]:
-        result = await self._session.execute(self._select_all_limited, (limit,))
+    async def list_users(self, limit: int, *, min_age: int | None = None) -> list[User]:
+        statement, parameters = (
+            (self._select_all_limited, (limit,))
+            if min_age is None
+            else (self._select_min_age_limited, (min_age, limit))
+        )
+        result = await self._session.execute(statement, parameters)
         # LIMIT <= 100 with the default page size of 5000: one page, no further round trips.
         return users_from_rows(result.current_rows)
 

@@ -20,6 +20,7 @@ FIELDS = {
     "total_requests",
     "query_performance",
     "cassandra_connections",
+    "websocket",
 }
 
 

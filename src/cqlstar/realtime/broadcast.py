@@ -1,0 +1,120 @@
+"""Broadcast of user changes to every reader connection, on every process.
+
+Publishing: every change made over HTTP or WebSocket calls `UserEvents.publish` once, which encodes
+the event message once and hands it to Litestar's channels (`ChannelsPlugin`: the Redis pub/sub
+backend when `REDIS_URL` is set, so every process subscribed to the channel receives it once; the
+memory backend otherwise). The publish is awaited, in a PRODUCER span, so the change's answer goes
+out after its event: a client that saw its write succeed can count on the event being on its way. A
+failed publish is logged and counted; the change itself stands and is answered normally.
+
+Fan-out: each process holds ONE channels subscription, and `UserEvents.run` hands each event to the
+process's reader connections (those whose principal holds `users:read`). A reader's `deliver` only
+appends to that connection's own bounded backlog and never waits, so one slow reader cannot delay
+the others or the fan-out; a reader whose backlog is full is closed with 1013 (see
+`cqlstar.realtime.connection`). One subscription per process rather than one per connection keeps an
+idle connection's cost at a set entry, and uses only the plugin's public API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from typing import Protocol
+
+import msgspec
+from litestar import Litestar
+from litestar.channels import ChannelsPlugin
+from litestar.channels.backends.memory import MemoryChannelsBackend
+from litestar.channels.backends.redis import RedisChannelsPubSubBackend
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from redis.asyncio import Redis
+
+from cqlstar.realtime.metrics import WebSocketMetrics
+from cqlstar.realtime.protocol import UserEvent, UserEventKind, UserEventMessage
+from cqlstar.users.schemas import User
+
+log = logging.getLogger(__name__)
+
+USERS_CHANNEL = "users"
+
+_tracer = trace.get_tracer("cqlstar.realtime")
+_encode = msgspec.json.Encoder().encode
+
+
+class Reader(Protocol):
+    def deliver(self, message: str) -> None:
+        """Queue `message` for sending, without waiting."""
+
+
+class UserEvents:
+    """Publishes user changes and fans them out to this process's readers."""
+
+    def __init__(self, channels: ChannelsPlugin, metrics: WebSocketMetrics) -> None:
+        self.channels = channels
+        self.metrics = metrics
+        self.readers: set[Reader] = set()
+        self._fan_out: asyncio.Task[None] | None = None
+        self._subscribed = asyncio.Event()
+
+    @staticmethod
+    def memory_channels() -> ChannelsPlugin:
+        return ChannelsPlugin(backend=MemoryChannelsBackend(), channels=[USERS_CHANNEL])
+
+    @staticmethod
+    def redis_channels(redis: Redis) -> ChannelsPlugin:
+        """Redis pub/sub: every process subscribed to the channel receives each event once."""
+        backend = RedisChannelsPubSubBackend(redis=redis, key_prefix="cqlstar:channels")
+        return ChannelsPlugin(backend=backend, channels=[USERS_CHANNEL])
+
+    async def publish(self, kind: UserEventKind, user_id: str, user: User | None) -> None:
+        payload = _encode(UserEventMessage(data=UserEvent(kind, user_id, user)))
+        with _tracer.start_as_current_span(
+            f"publish {USERS_CHANNEL}",
+            kind=SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": "litestar.channels",
+                "messaging.destination.name": USERS_CHANNEL,
+                "messaging.operation.type": "publish",
+                "messaging.message.body.size": len(payload),
+                "cqlstar.user_event": kind.value,
+            },
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
+            try:
+                await self.channels.wait_published(payload, USERS_CHANNEL)
+            except Exception as exc:
+                # The change is made and stays made; readers miss this one event.
+                self.metrics.broadcast_publish_failures += 1
+                span.set_status(Status(StatusCode.ERROR))
+                span.set_attribute("error.type", type(exc).__qualname__)
+                log.warning("user event not published", extra={"error": type(exc).__qualname__})
+                return
+        self.metrics.broadcast_published += 1
+
+    async def _run(self) -> None:
+        async with self.channels.start_subscription(USERS_CHANNEL) as subscriber:
+            self._subscribed.set()
+            async for payload in subscriber.iter_events():
+                # Decoded to text once per event, then shared by every reader's text frame.
+                message = payload.decode() if isinstance(payload, bytes) else str(payload)
+                for reader in list(self.readers):
+                    reader.deliver(message)
+
+    @asynccontextmanager
+    async def lifespan(self, app: Litestar) -> AsyncIterator[None]:
+        """Subscribe once the channels plugin has started (its lifespan runs before this one)."""
+        self._fan_out = asyncio.create_task(self._run(), name="cqlstar-user-events")
+        await asyncio.wait(
+            [asyncio.ensure_future(self._subscribed.wait()), self._fan_out],
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+        try:
+            yield
+        finally:
+            self._fan_out.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._fan_out

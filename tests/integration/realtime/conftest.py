@@ -1,0 +1,79 @@
+"""Services for the WebSocket tests: the run's shared one (authentication off) for the protocol, and
+these, each a real `python -m cqlstar` process:
+
+- `ws_redis`: a Redis of this suite's own, so connection slots and broadcast are not shared with the
+  rest of the run (other suites log in as the same accounts);
+- `auth_apps`: TWO service processes with authentication on against the run's real Keycloak, both
+  on `ws_redis` (connection limit and broadcast across processes);
+- `limited_app`: authentication off, the default message limit (100/minute; with authentication
+  off each connection is its own principal, so a test's window is its own);
+- `issuer_app`: trusting a test issuer of our own, whose tokens can expire within seconds.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from cqlstar import localredis
+from oidc import PASSWORDS, keycloak_login
+from served import ServedApp, free_port, serve_app, stop_app
+
+
+@pytest.fixture(scope="session")
+def ws_redis() -> Iterator[localredis.RedisInstance]:
+    instance = localredis.RedisInstance(free_port())
+    localredis.start(instance)
+    yield instance
+    localredis.stop(instance)
+    shutil.rmtree(instance.directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def auth_apps(
+    app_env: dict[str, str],
+    keycloak: Any,
+    ws_redis: localredis.RedisInstance,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[ServedApp, ServedApp]]:
+    env = {
+        **app_env,
+        **keycloak.env,
+        "REDIS_URL": ws_redis.url,
+        "WS_MAX_CONNECTIONS": "5",
+        "LOG_LEVEL": "INFO",
+    }
+    folder = tmp_path_factory.mktemp("ws-auth")
+    first = serve_app(env, folder / "first.log")
+    try:
+        second = serve_app(env, folder / "second.log")
+    except BaseException:
+        stop_app(first)
+        raise
+    yield first, second
+    stop_app(second)
+    stop_app(first)
+
+
+@pytest.fixture(scope="session")
+def auth_app(auth_apps: tuple[ServedApp, ServedApp]) -> ServedApp:
+    return auth_apps[0]
+
+
+@pytest.fixture(scope="session")
+def tokens(keycloak: Any) -> dict[str, str]:
+    """An access token per development account (valid for the realm's 5 minutes)."""
+    return {name: keycloak_login(keycloak, name)["access_token"] for name in PASSWORDS}
+
+
+@pytest.fixture(scope="module")
+def limited_app(
+    app_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServedApp]:
+    env = {**app_env, "WS_RATE_LIMIT": "100/minute"}
+    served = serve_app(env, tmp_path_factory.mktemp("ws-limited") / "server.log")
+    yield served
+    stop_app(served)
