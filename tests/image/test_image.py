@@ -202,9 +202,7 @@ def test_stop_drains_a_request_in_flight_and_exits_cleanly(
     try:
         client.start()
         time.sleep(1.0)  # the request is in flight, about 4 s from its answer
-        stop_started = time.monotonic()
         podman.run("stop", "--time", str(STOP_GRACE_S), container.name, timeout=STOP_GRACE_S + 30)
-        stop_took = time.monotonic() - stop_started
         client.join(timeout=STOP_GRACE_S)
         state = podman.inspect(container.name)["State"]
         logs = container.logs()
@@ -217,7 +215,6 @@ def test_stop_drains_a_request_in_flight_and_exits_cleanly(
     assert answer.json() == {"message": "Slow query completed"}
     # Exit 0 means the process ended by itself: a SIGKILL at the grace period's end gives 137.
     assert state["ExitCode"] == 0, logs[-4000:]
-    assert stop_took < STOP_GRACE_S
     lines = logs.splitlines()
     shutting_down = _index(lines, "Shutting down granian")
     slow_done = _index(lines, '"route":"/slow_query","status":200')
