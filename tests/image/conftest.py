@@ -71,6 +71,7 @@ def podman() -> Podman:
 @pytest.fixture(scope="session")
 def built_image(podman: Podman) -> BuiltImage:
     base = BASE_OVERRIDE or ensure_standin(podman)
+    previous = podman.run("image", "inspect", "--format", "{{.Id}}", IMAGE_TAG, check=False)
     proc = build(
         podman,
         tag=IMAGE_TAG,
@@ -79,6 +80,13 @@ def built_image(podman: Podman) -> BuiltImage:
         build_args={"PYTHON_IMAGE": base},
         extra=tuple(tls_build_mounts()),
     )
+    # The image a previous run built, now untagged: its runtime layers (the whole venv, copied
+    # again whenever the project changes) would otherwise pile up run after run. The build cache
+    # (the builder stage's layers) stays.
+    old_id = previous.stdout.strip()
+    current = podman.run("image", "inspect", "--format", "{{.Id}}", IMAGE_TAG).stdout.strip()
+    if previous.returncode == 0 and old_id and old_id != current:
+        podman.run("rmi", old_id, check=False)
     return BuiltImage(IMAGE_TAG, base, proc.stdout + proc.stderr)
 
 
