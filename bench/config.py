@@ -19,7 +19,9 @@ STREAM_SCENARIO = "stream_users"
 SLOW_READERS_SCENARIO = "slow_readers"
 CEILINGS = ("http_floor", "raw_driver", "async_layer")
 TRACING = "tracing"
-ALL_SCENARIOS = (*HTTP_SCENARIOS, STREAM_SCENARIO, SLOW_READERS_SCENARIO, *CEILINGS, TRACING)
+# get_user open and with a bearer token, in alternating rounds (bench.auth).
+AUTH = "auth"
+ALL_SCENARIOS = (*HTTP_SCENARIOS, STREAM_SCENARIO, SLOW_READERS_SCENARIO, *CEILINGS, TRACING, AUTH)
 
 # The ratios the issue asks for are taken at this concurrency (or the measured one closest to it).
 REFERENCE_CONCURRENCY = 64

@@ -673,6 +673,10 @@ def main() -> int:
             run.phase("tracing", lambda: tracing_phase(run))
         if config.wants("http_floor"):
             run.phase("http_floor", lambda: floor_phase(run))
+        if config.wants("auth"):
+            from bench.auth import auth_phase  # it imports this module
+
+            run.phase("auth", lambda: auth_phase(run))
         rest = tuple(name for name in HTTP_SCENARIOS if name != READ_BY_KEY)
         run.phase("service", lambda: service_phase(run, rest, stream=True))
     report = build_report(run, started_at)

@@ -40,7 +40,7 @@ RequestCount = Annotated[
 class PerformanceController(Controller):
     path = "/performance"
     tags = ["diagnostics"]
-    guards = [requires(Role.ADMIN)]
+    opt = requires(Role.ADMIN)
 
     @get(
         "/async",

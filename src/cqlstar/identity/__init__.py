@@ -1,7 +1,7 @@
 """Who is calling: login at the identity provider, local token checks, and roles per route.
 
-What the other concerns use: `Principal` and `Role`; `requires(role)` as a route guard and
-`OPEN_ROUTE` as the `opt` of a route anyone may call; `TokenVerifier.verify(token) -> Principal`
+What the other concerns use: `Principal` and `Role`; `opt=requires(role)` on a route that needs a
+role and `opt=OPEN_ROUTE` on a route anyone may call; `TokenVerifier.verify(token) -> Principal`
 (from `Services.identity`) raising `InvalidToken`.
 """
 

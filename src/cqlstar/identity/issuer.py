@@ -22,6 +22,8 @@ import httpx
 import msgspec
 
 log = logging.getLogger(__name__)
+# httpx logs every request at INFO; the calls to the issuer are logged once, here, with their purpose.
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 # Long enough for a password check on a busy issuer (Keycloak hashes with a slow KDF on purpose),
 # short enough that a client waiting on a hung issuer gets its 503 before it gives up itself.

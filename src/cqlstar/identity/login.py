@@ -42,7 +42,6 @@ from litestar.openapi.spec import (
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_204_NO_CONTENT
 
-from cqlstar.identity.guards import AUTHENTICATED
 from cqlstar.identity.issuer import IssuerClient, IssuerRejected, IssuerUnavailable, TokenSet
 from cqlstar.identity.middleware import ALLOW_REVOKED_KEY, OPEN_ROUTE_KEY, RETRY_AFTER_S
 from cqlstar.identity.revocation import RevocationUnavailable
@@ -192,7 +191,6 @@ class LoginController(Controller):
         operation_id="logout",
         summary="End the session of this access token and refresh token",
         status_code=HTTP_204_NO_CONTENT,
-        guards=[AUTHENTICATED],
         opt={ALLOW_REVOKED_KEY: True, "operation": "log out"},
         dependencies={"verifier": Provide(provide_verifier, sync_to_thread=False)},
         responses={422: _INVALID, 503: _UNAVAILABLE},

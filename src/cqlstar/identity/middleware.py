@@ -3,7 +3,8 @@
 Litestar's `AbstractAuthenticationMiddleware` runs after routing (so unknown routes still answer
 404 and wrong methods 405) and before the handler's parameters and body are parsed (so a request
 with no token and a bad body answers 401, not 422). Routes whose `opt` has `exclude_from_auth` are
-open; every other route needs a valid token, whether or not a guard asks for a role.
+open; every other route needs a valid token, and the role its `opt` names (`requires(role)`,
+`cqlstar.identity.guards`): 403 without it.
 `scope["user"]` is the `Principal`, `scope["auth"]` the `VerifiedToken`.
 
 - No `Authorization` header, or not `Bearer <token>`: 401 with `WWW-Authenticate: Bearer`.
@@ -23,16 +24,22 @@ from typing import Any
 
 from litestar.connection import ASGIConnection
 from litestar.enums import ScopeType
-from litestar.exceptions import NotAuthorizedException, ServiceUnavailableException
+from litestar.exceptions import (
+    NotAuthorizedException,
+    PermissionDeniedException,
+    ServiceUnavailableException,
+)
 from litestar.middleware.authentication import (
     AbstractAuthenticationMiddleware,
     AuthenticationResult,
 )
 from litestar.types import ASGIApp
 
-from cqlstar.identity.tokens import InvalidToken, IssuerUnavailable, TokenVerifier
+from cqlstar.identity.tokens import InvalidToken, SigningKeysUnavailable, TokenVerifier
 
 OPEN_ROUTE_KEY = "exclude_from_auth"
+# Route `opt` key of the role a route needs (`cqlstar.identity.guards.requires`).
+REQUIRED_ROLE_KEY = "required_role"
 # Route `opt` for routes anyone may call (`opt=OPEN_ROUTE`).
 OPEN_ROUTE: dict[str, Any] = {OPEN_ROUTE_KEY: True}
 ALLOW_REVOKED_KEY = "allow_revoked_token"
@@ -53,7 +60,7 @@ class BearerAuthenticationMiddleware(AbstractAuthenticationMiddleware):
         token = _bearer_token(connection.scope["headers"])
         try:
             verified = await self.verifier.check(token)
-        except IssuerUnavailable:
+        except SigningKeysUnavailable:
             raise ServiceUnavailableException(
                 detail="The identity provider is unavailable",
                 headers={"Retry-After": RETRY_AFTER_S},
@@ -62,10 +69,12 @@ class BearerAuthenticationMiddleware(AbstractAuthenticationMiddleware):
             raise NotAuthorizedException(
                 detail="Invalid or expired token", headers=_INVALID
             ) from None
-        if self.verifier.is_revoked(verified) and not connection.route_handler.opt.get(
-            ALLOW_REVOKED_KEY
-        ):
+        opt = connection.route_handler.opt
+        if self.verifier.is_revoked(verified) and not opt.get(ALLOW_REVOKED_KEY):
             raise NotAuthorizedException(detail="The session has ended", headers=_INVALID)
+        role = opt.get(REQUIRED_ROLE_KEY)
+        if role is not None and not verified.principal.has_role(role):
+            raise PermissionDeniedException(detail=f"This needs the {role.value} role")
         return AuthenticationResult(user=verified.principal, auth=verified)
 
 

@@ -19,7 +19,7 @@ forgotten first), so a client that reuses its token pays the signature check onc
 expiry are checked on every use. Nothing about a token's shape can make a check raise anything
 but `InvalidToken`: every parse is guarded.
 
-`IssuerUnavailable` (an `InvalidToken`) means the token could not be checked because no key set was
+`SigningKeysUnavailable` (an `InvalidToken`) means the token could not be checked because no key set was
 ever obtained from the issuer; HTTP answers it 503 rather than 401.
 """
 
@@ -34,7 +34,7 @@ from typing import Any
 import msgspec
 from joserfc import jws
 
-from cqlstar.identity import issuer as issuer_module
+from cqlstar.identity.issuer import IssuerUnavailable
 from cqlstar.identity.keys import ALGORITHM_KEY_TYPES, SigningKeys, UnknownKey
 from cqlstar.identity.principal import Principal
 from cqlstar.identity.revocation import RevocationStore, session_key, token_key
@@ -50,7 +50,7 @@ class InvalidToken(Exception):
     """The token fails a check: HTTP 401 `invalid_token`, WebSocket close 4001."""
 
 
-class IssuerUnavailable(InvalidToken):
+class SigningKeysUnavailable(InvalidToken):
     """The token cannot be checked now: no signing keys were ever obtained from the issuer."""
 
 
@@ -146,8 +146,8 @@ class TokenVerifier:
             key = await self.keys.key_for(header.kid, header.alg)
         except UnknownKey:
             raise InvalidToken("no signing key of the issuer has this kid") from None
-        except issuer_module.IssuerUnavailable as error:
-            raise IssuerUnavailable(str(error)) from None
+        except IssuerUnavailable as error:
+            raise SigningKeysUnavailable(str(error)) from None
         try:
             payload = jws.deserialize_compact(token, key, algorithms=[header.alg]).payload
             claims = msgspec.json.decode(payload)

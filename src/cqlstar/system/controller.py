@@ -98,7 +98,7 @@ class SystemController(Controller):
         operation_id="shutdown",
         summary="Drain and stop the process (only when enabled by CQLSTAR_ENABLE_SHUTDOWN)",
         status_code=HTTP_202_ACCEPTED,
-        guards=[requires(Role.ADMIN)],
+        opt=requires(Role.ADMIN),
         responses={403: ResponseSpec(None, description="The shutdown endpoint is disabled")},
     )
     async def shutdown(self, settings: NamedDependency[Settings]) -> Response[Message]:

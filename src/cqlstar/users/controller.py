@@ -144,12 +144,11 @@ class UserController(Controller):
     }
 
     @post(
-        guards=[requires(Role.USERS_WRITE)],
         operation_id="createUser",
         summary="Create a user",
         status_code=HTTP_201_CREATED,
         responses=_CREATE_RESPONSES,
-        opt={"operation": "create user"},
+        opt={**requires(Role.USERS_WRITE), "operation": "create user"},
     )
     async def create_user(
         self,
@@ -173,11 +172,10 @@ class UserController(Controller):
         return Response(user, status_code=HTTP_201_CREATED, headers=headers)
 
     @get(
-        guards=[requires(Role.USERS_READ)],
         operation_id="listUsers",
         summary="List users",
         responses={HTTP_422_UNPROCESSABLE_ENTITY: _INVALID, **_COMMON},
-        opt={"operation": "list users"},
+        opt={**requires(Role.USERS_READ), "operation": "list users"},
     )
     async def list_users(
         self, repository: NamedDependency[UserRepository], limit: ListLimit = 10
@@ -188,11 +186,10 @@ class UserController(Controller):
 
     @get(
         "/{user_id:str}",
-        guards=[requires(Role.USERS_READ)],
         operation_id="getUser",
         summary="Get a user",
         responses={HTTP_404_NOT_FOUND: _NOT_FOUND, **_BY_ID},
-        opt={"operation": "get user"},
+        opt={**requires(Role.USERS_READ), "operation": "get user"},
     )
     async def get_user(
         self, user_id: UserIdPath, repository: NamedDependency[UserRepository]
@@ -205,7 +202,6 @@ class UserController(Controller):
 
     @put(
         "/{user_id:str}",
-        guards=[requires(Role.USERS_WRITE)],
         operation_id="replaceUser",
         summary="Update a user",
         responses={
@@ -213,7 +209,7 @@ class UserController(Controller):
             HTTP_422_UNPROCESSABLE_ENTITY: _INVALID,
             **_BY_ID,
         },
-        opt={"operation": "update user"},
+        opt={**requires(Role.USERS_WRITE), "operation": "update user"},
     )
     async def put_user(
         self,
@@ -229,7 +225,6 @@ class UserController(Controller):
 
     @patch(
         "/{user_id:str}",
-        guards=[requires(Role.USERS_WRITE)],
         operation_id="updateUser",
         summary="Partially update a user",
         responses={
@@ -237,7 +232,7 @@ class UserController(Controller):
             HTTP_422_UNPROCESSABLE_ENTITY: _INVALID,
             **_BY_ID,
         },
-        opt={"operation": "update user"},
+        opt={**requires(Role.USERS_WRITE), "operation": "update user"},
     )
     async def patch_user(
         self,
@@ -253,11 +248,10 @@ class UserController(Controller):
 
     @delete(
         "/{user_id:str}",
-        guards=[requires(Role.USERS_WRITE)],
         operation_id="deleteUser",
         summary="Delete a user",
         responses=_BY_ID,
-        opt={"operation": "delete user"},
+        opt={**requires(Role.USERS_WRITE), "operation": "delete user"},
     )
     async def delete_user(
         self, user_id: UserIdPath, repository: NamedDependency[UserRepository], state: State
@@ -269,12 +263,11 @@ class UserController(Controller):
 
     @post(
         "/batch",
-        guards=[requires(Role.USERS_WRITE)],
         operation_id="createUsers",
         summary="Create up to 100 users at once",
         status_code=HTTP_201_CREATED,
         responses=_CREATE_RESPONSES,
-        opt={"operation": "create users"},
+        opt={**requires(Role.USERS_WRITE), "operation": "create users"},
     )
     async def create_users(
         self,
@@ -305,7 +298,6 @@ class UserController(Controller):
 
     @get(
         "/stream",
-        guards=[requires(Role.USERS_READ)],
         operation_id="streamUsers",
         summary="Stream many users",
         responses={
@@ -320,7 +312,7 @@ class UserController(Controller):
             **_COMMON,
             HTTP_503_SERVICE_UNAVAILABLE: _STREAM_UNAVAILABLE,
         },
-        opt={"operation": "stream users"},
+        opt={**requires(Role.USERS_READ), "operation": "stream users"},
     )
     async def stream_users(
         self,
@@ -363,7 +355,6 @@ class UserController(Controller):
 
     @get(
         "/stream/pages",
-        guards=[requires(Role.USERS_READ)],
         operation_id="pageUsers",
         summary="Read users one page at a time",
         responses={
@@ -373,7 +364,7 @@ class UserController(Controller):
             HTTP_422_UNPROCESSABLE_ENTITY: _INVALID,
             **_COMMON,
         },
-        opt={"operation": "page users"},
+        opt={**requires(Role.USERS_READ), "operation": "page users"},
     )
     async def page_users(
         self,

@@ -13,7 +13,7 @@ import pytest
 from litestar.handlers.http_handlers import HTTPRouteHandler
 
 from cqlstar.app import create_app
-from cqlstar.identity.guards import role_guard
+from cqlstar.identity.guards import is_protected, required_role
 from cqlstar.settings import Settings
 
 ISSUER = "http://127.0.0.1:8180/realms/cqlstar"
@@ -115,18 +115,19 @@ def test_login_documents_both_body_encodings(openapi: dict[str, Any]) -> None:
 
 
 def test_guards_match_the_role_table_at_runtime() -> None:
-    """The handlers' guards, not only the document: the role each guard checks."""
+    """The handlers' metadata the middleware checks, not only the document."""
     app = create_app(Settings(oidc_issuer=ISSUER))
     seen: dict[tuple[str, str], str | None] = {}
     for route in app.routes:
         for handler in getattr(route, "route_handlers", ()):
             if not isinstance(handler, HTTPRouteHandler):
                 continue
-            guard = role_guard(handler)
-            for method in handler.http_methods - {"OPTIONS"}:
+            if not is_protected(handler):
+                continue
+            role = required_role(handler)
+            for method in handler.http_methods - {"OPTIONS", "HEAD"}:
                 key = (method.lower(), route.path.replace("{user_id:str}", "{user_id}"))
-                if guard is not None:
-                    seen[key] = guard.role.value if guard.role else None
+                seen[key] = role.value if role else None
     expected = {**ROLE_TABLE, **dict.fromkeys(TOKEN_ONLY)}
     assert seen == expected
 
