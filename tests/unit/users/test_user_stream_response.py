@@ -8,11 +8,13 @@ chooses exactly when the client goes away.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from cassandra import OperationTimedOut
 from litestar import Litestar
 from litestar.di import Provide
 from litestar.exceptions import LitestarException
@@ -24,6 +26,7 @@ from cqlstar.users import UserController
 from cqlstar.users.repository import UserRepository
 from cqlstar.users.streaming import StreamSlots
 from cqlstar.web.dependencies import provide_settings
+from cqlstar.web.errors import EXCEPTION_HANDLERS
 
 NDJSON = "application/x-ndjson"
 ROW = ("00000000-0000-0000-0000-000000000001", "Ada", "ada@example.com", 36, 0, 0)
@@ -58,7 +61,7 @@ class FakeStream:
                 return
             self.pages_requested += 1
             if self.pages_requested == self._fail_at:
-                raise TimeoutError("page fetch timed out")
+                raise OperationTimedOut("page fetch timed out")
             self.page_number += 1
             yield [ROW]
 
@@ -106,6 +109,7 @@ def app(repository: FakeRepository, slots: StreamSlots) -> Litestar:
             stream_slots=slots,
         ).state(),
         dependencies={"settings": Provide(provide_settings, sync_to_thread=False)},
+        exception_handlers=EXCEPTION_HANDLERS,
     )
 
 
@@ -209,9 +213,9 @@ async def test_a_failure_after_the_status_line_is_logged_and_cuts_the_body_short
     assert bodies  # the first page went out...
     assert all(m.get("more_body") for m in bodies)  # ...and the body was never said complete
     [record] = [r for r in caplog.records if r.getMessage() == "stream ended early"]
-    assert record.error_type == "builtins.TimeoutError"  # type: ignore[attr-defined]
-    assert record.cause == "page fetch timed out"  # type: ignore[attr-defined]
-    assert isinstance(record.exc_info and record.exc_info[1], TimeoutError)
+    assert record.error_type == "cassandra.OperationTimedOut"  # type: ignore[attr-defined]
+    assert "page fetch timed out" in record.cause  # type: ignore[attr-defined]
+    assert isinstance(record.exc_info and record.exc_info[1], OperationTimedOut)
     [stream] = repository.opened
     assert stream.cancelled
     assert slots.in_use == 0
@@ -226,8 +230,9 @@ async def test_a_failure_on_the_first_page_is_answered_before_any_status_line(
 
     await get_stream(app, client, accept=accept)
 
-    assert client.status == 500  # this bare app's default handler: an error status, not a 200
-    assert b"detail" in client.body
+    # The service's error contract, as for any request: the timeout's 504 and its detail.
+    assert client.status == 504
+    assert json.loads(client.body) == {"detail": "Gateway Timeout"}
     [stream] = repository.opened
     assert stream.cancelled
     assert slots.in_use == 0
