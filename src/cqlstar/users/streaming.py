@@ -5,15 +5,17 @@ to the server in pieces of at most `PIECE_BYTES`.
 
 Slow readers. The stream reads at the pace its client does: the layer prefetches one page and asks
 for the next only when this body asks for it (`cqlstar.aiocassandra.streaming`), and this body asks
-only once the previous page has been handed to the server. granian (2.8 and later) applies
-backpressure to ASGI `send`: a streamed body goes through a short queue of messages per response,
-and `await send(...)` waits while that queue is full, that is while the socket takes nothing more.
-The queue counts messages, not bytes, which is why pages go out in pieces: the server then holds a
-few pieces, not a few pages. So when a page has been handed over, all but a few pieces of it are in
-the kernel's socket buffers, and only then is the page after the prefetched one requested. A stream
-whose client reads nothing holds the prefetched page's rows, the encoded page being handed over and
-a few pieces in granian, whatever the row count: about three pages' worth of NDJSON (measured by
-`BENCH_SCENARIOS=slow_readers just bench`; see README, Performance).
+only once the previous page has been handed to the server. granian (2.8 and later, hence the
+project's lower bound) applies backpressure to ASGI `send`: a streamed body goes through a short
+queue of messages per response, and `await send(...)` waits while that queue is full, that is while
+the socket takes nothing more. Measured with granian 2.8.7 and a client that reads nothing: about 5
+sends of 8 MiB complete, 8 of 1 MiB, 71 of 64 KiB, that is a few messages plus what the kernel's
+socket buffers take. The queue counts messages, not bytes, which is why pages go out in pieces: the
+server then holds a few pieces, not a few pages. So when a page has been handed over, all but a few
+pieces of it are in the kernel's socket buffers, and only then is the page after the prefetched one
+requested. A stream whose client reads nothing holds the prefetched page's rows, the encoded page
+being handed over and a few pieces in granian, whatever the row count: two to three pages' worth of
+NDJSON at most (measured by `BENCH_SCENARIOS=slow_readers just bench`; see README, Performance).
 
 How many streams: `StreamSlots` caps the streams in progress in this process (CQLSTAR_MAX_STREAMS);
 a request over the cap is answered 503 with Retry-After before anything is read. A slot is held from
