@@ -6,7 +6,7 @@ Developer tooling, not part of the service, like `cqlstar.localnode` for Cassand
 Where the server comes from: Debian's own packages (`redis-tools`, which holds the server binary,
 `redis-server`, which names it, and the two libraries they need that a minimal Debian lacks,
 `libjemalloc2` and `liblzf1`), fetched once with `apt-get download` and unpacked with `dpkg-deb -x`
-into the cache. Nothing is installed system-wide, so nothing needs root (beyond the `apt-get update`
+into the cache (`cqlstar.debpackages`). Nothing is installed system-wide, so nothing needs root (beyond the `apt-get update`
 that a fresh machine's package lists need, which `.ci/run` does) and no init script starts a second,
 system Redis on 6379. Where `apt-get` does not exist, a `redis-server` 7.x on PATH is used instead.
 
@@ -29,13 +29,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import redis
 
+from cqlstar import debpackages
 from cqlstar.localnode import cache_root
 
 # Debian 12's package is 7.0.x; security updates move the patch level, which is why the version is
@@ -98,18 +98,9 @@ class RedisInstance:
         return pid
 
 
-def _unpacked_root() -> Path:
-    return cache_root() / "redis-debian" / "root"
-
-
 def ensure_server() -> RedisServer:
     """Debian's redis-server 7.0, unpacked into the cache once; later calls are free."""
-    root = _unpacked_root()
-    program = root / "usr" / "bin" / "redis-server"
-    libraries = root / "usr" / "lib" / "x86_64-linux-gnu"
-    if (root.parent / ".complete").exists():
-        return RedisServer(program, libraries)
-    if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
+    if not debpackages.can_fetch():
         found = shutil.which("redis-server")
         if found is None:
             raise SystemExit(
@@ -117,30 +108,16 @@ def ensure_server() -> RedisServer:
                 "install Redis 7 (e.g. `brew install redis`) or point REDIS_URL at a running Redis."
             )
         return RedisServer(Path(found), None)
-    _log(f"fetching Debian's {', '.join(DEBIAN_PACKAGES)} into {root.parent} (once)")
-    with tempfile.TemporaryDirectory() as download:
-        fetched = subprocess.run(
-            ["apt-get", "download", *DEBIAN_PACKAGES],
-            cwd=download,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if fetched.returncode != 0:
-            raise SystemExit(
-                f"apt-get download failed:\n{fetched.stderr.strip()}\n"
-                "What to do: refresh the package lists once (`apt-get update`, as root; `.ci/run` "
-                "does it), or install Redis 7 yourself and set REDIS_URL."
-            )
-        shutil.rmtree(root, ignore_errors=True)
-        root.mkdir(parents=True)
-        for package in sorted(Path(download).glob("*.deb")):
-            subprocess.run(["dpkg-deb", "-x", str(package), str(root)], check=True)
-    server = RedisServer(program, libraries)
+    try:
+        root = debpackages.unpacked("redis-debian", DEBIAN_PACKAGES)
+    except debpackages.PackagesUnavailable as error:
+        raise SystemExit(f"{error}\nOr install Redis 7 yourself and set REDIS_URL.") from None
+    server = RedisServer(
+        root / "usr" / "bin" / "redis-server", root / "usr" / "lib" / "x86_64-linux-gnu"
+    )
     version = server_version(server)
     if not version.startswith(REDIS_SERIES):
         raise SystemExit(f"expected redis-server {REDIS_SERIES}x from Debian, got {version}")
-    (root.parent / ".complete").write_text(version + "\n")
     return server
 
 

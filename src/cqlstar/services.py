@@ -7,11 +7,13 @@ and every provider must spell alike.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from litestar.datastructures import State
 from redis.asyncio import Redis
+
+from cqlstar.telemetry.counters import ServiceCounters
 
 if TYPE_CHECKING:
     # Imported for the annotations only: the domains import this module to read their services,
@@ -49,6 +51,8 @@ class Services:
     # The WebSocket API's shared state; the users routes publish their changes through it. None
     # in apps built without the WebSocket API (unit tests of other concerns): nothing to publish to.
     realtime: Realtime | None = None
+    # Refused credentials on HTTP, for GET /metrics (`cqlstar.telemetry.counters`).
+    counters: ServiceCounters = field(default_factory=ServiceCounters)
 
     def state(self) -> State:
         """The app's `State`, holding these services under the one key `of` reads."""

@@ -5,10 +5,12 @@ marker the token check honours: `/`, `/health`, `/metrics`, `/openapi.json`, `/a
 OpenAPI UI under `/docs`, the login routes). The login routes are limited by their own handler, per
 client address and username (`RateLimiter.check_login`), since they have no principal.
 
-Whose window: the principal's (`scope["user"]`, the `Principal` the token middleware puts there,
-keyed by its `subject`). With `CQLSTAR_AUTH=disabled` there is no principal, so the window is the
-client address's (the peer of the TCP connection: behind a proxy that is the proxy, so such a
-deployment wants authentication on).
+Whose window: the principal's (its `subject`). The token check calls `check_principal_limit` once
+the token is good and before the role check, so a forbidden request counts too and its 403 carries
+the headers; this middleware then finds that decision in the scope and only puts its headers on
+the route's answer. With `CQLSTAR_AUTH=disabled` there is no token check and no principal, so this
+middleware checks the client address's window (the peer of the TCP connection: behind a proxy that
+is the proxy, so such a deployment wants authentication on).
 
 What the client sees: every answer of a limited route carries `X-RateLimit-Limit`,
 `X-RateLimit-Remaining` and `X-RateLimit-Reset` (added to whatever the route answered, errors
@@ -26,8 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 from litestar.enums import ScopeType
+from litestar.exceptions import TooManyRequestsException
 
-from cqlstar.identity.middleware import OPEN_ROUTE_KEY
 from cqlstar.identity.principal import Principal
 from cqlstar.limits.limiter import RateLimiter
 from cqlstar.limits.window import Decision
@@ -35,6 +37,14 @@ from cqlstar.limits.window import Decision
 if TYPE_CHECKING:
     from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+
+# Litestar's own `opt` key for routes that need no authentication, which the token check
+# (`cqlstar.identity.middleware.OPEN_ROUTE_KEY`) uses; restated so that the two modules do not
+# import each other (a unit test holds them equal).
+OPEN_ROUTE_KEY = "exclude_from_auth"
+# Where a decision taken by the token check waits for this middleware (`scope["state"]`).
+_DECISION_KEY = "cqlstar.rate_limit_decision"
+_UNCHECKED = object()
 
 REJECTED_DETAIL = "Rate limit exceeded"
 _REJECTED_BODY = msgspec.json.encode({"detail": REJECTED_DETAIL})
@@ -46,6 +56,30 @@ def rate_limit_headers(decision: Decision) -> list[tuple[bytes, bytes]]:
         (b"x-ratelimit-remaining", str(decision.remaining).encode()),
         (b"x-ratelimit-reset", str(decision.reset_s).encode()),
     ]
+
+
+def header_dict(decision: Decision) -> dict[str, str]:
+    return {name.decode(): value.decode() for name, value in rate_limit_headers(decision)}
+
+
+async def check_principal_limit(
+    scope: Scope, limiter: RateLimiter, principal: Principal
+) -> dict[str, str]:
+    """The principal's HTTP limit, checked by the token check once the token is good and before
+    the role: raises the 429, or returns the headers for an answer the token check gives itself
+    (403). The decision is kept for `HttpRateLimitMiddleware`, which then does not check again and
+    puts the same headers on the route's answer."""
+    decision = await limiter.check_request("sub:" + principal.subject)
+    scope["state"][_DECISION_KEY] = decision
+    if decision is None:
+        return {}
+    headers = header_dict(decision)
+    if not decision.allowed:
+        raise TooManyRequestsException(
+            detail=REJECTED_DETAIL,
+            headers={**headers, "Retry-After": str(decision.retry_after_s)},
+        )
+    return headers
 
 
 def is_limited_route(handler: Any) -> bool:
@@ -82,7 +116,9 @@ class HttpRateLimitMiddleware:
         if not limited:
             await self.app(scope, receive, send)
             return
-        decision = await self.limiter.check_request(client_key(scope))
+        decision = scope["state"].get(_DECISION_KEY, _UNCHECKED)
+        if decision is _UNCHECKED:  # no token check ran (CQLSTAR_AUTH=disabled)
+            decision = await self.limiter.check_request(client_key(scope))
         if decision is None:  # failing open: served, without a count to report
             await self.app(scope, receive, send)
             return

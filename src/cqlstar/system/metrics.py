@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from litestar import Controller, get
+from litestar import Controller, Request, Response, get
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 
@@ -24,6 +24,7 @@ from cqlstar.database import CassandraConnection, CassandraUnavailable
 from cqlstar.identity import OPEN_ROUTE
 from cqlstar.realtime.metrics import WebSocketFigures
 from cqlstar.services import Services
+from cqlstar.system.prometheus import ServiceCollector, exposition_for, render
 from cqlstar.telemetry import SpanFigures, telemetry_from_state
 
 
@@ -83,14 +84,37 @@ class MetricsController(Controller):
         cache=False,
     )
     async def metrics(
-        self, state: State, connection: NamedDependency[CassandraConnection]
-    ) -> Metrics:
+        self,
+        request: Request[Any, Any, Any],
+        state: State,
+        connection: NamedDependency[CassandraConnection],
+    ) -> Response[Metrics] | Response[bytes]:
         """Counts of requests and Cassandra queries, the query error count, the query rate and
         latency percentiles over the last minute, requests in flight, and the driver's open and busy
-        connections. Computed from the same spans that are exported; counters only grow."""
-        figures = telemetry_from_state(state).span_metrics.figures()
-        return Metrics(
-            **msgspec.structs.asdict(figures),
-            cassandra_connections=cassandra_connections(connection),
-            websocket=_websocket_figures(state),
+        connections. Computed from the same spans that are exported; counters only grow.
+
+        With `Accept: text/plain` or `application/openmetrics-text` (what a Prometheus scraper
+        sends): the Prometheus text exposition of the same figures, plus requests and durations by
+        route, method and status, queries by operation and table, WebSocket connections and
+        messages, broadcasts, rate limit rejections and authentication failures."""
+        span_metrics = telemetry_from_state(state).span_metrics
+        pools = cassandra_connections(connection)
+        websocket = _websocket_figures(state)
+        content_type = exposition_for(request.headers.get("accept", ""))
+        if content_type is not None:
+            services = Services.of(state)
+            collector = ServiceCollector(
+                span_metrics,
+                (pools.total, pools.active),
+                services.rate_limiter,
+                services.counters,
+                websocket,
+            )
+            return Response(render(collector, content_type), media_type=content_type)
+        return Response(
+            Metrics(
+                **msgspec.structs.asdict(span_metrics.figures()),
+                cassandra_connections=pools,
+                websocket=websocket,
+            )
         )

@@ -11,13 +11,20 @@ drift from them. Two kinds of span count:
   ERROR), `average_query_time_ms` (over the life of the process), `queries_per_second` and the
   `query_performance` percentiles (over the last `WINDOW_S` seconds).
 
+The same spans also feed labelled series for the Prometheus exposition (`series()`): requests and
+their durations by route template, method and status (from `http.route`, `http.request.method`,
+`http.response.status_code`; a request that matched no route counts as route `unmatched`), and
+queries, query errors and their durations by operation and table (`db.operation.name`,
+`db.collection.name`). Every label comes from a bounded set: route templates, never raw paths.
+
 `on_end` runs on whichever thread ends the span, so all state sits behind one lock; the work under
-it is a few additions and a deque append. Sorting for percentiles happens only when the figures are
-read.
+it is a few additions, a bucket search and a deque append. Sorting for percentiles happens only when
+the figures are read.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 import threading
 import time
@@ -38,6 +45,48 @@ MAX_RECENT_QUERIES = 10_000
 _NS_PER_S = 1_000_000_000
 _NS_PER_MS = 1_000_000
 _DB_SYSTEM_KEYS = ("db.system.name", "db.system")  # current semconv name first, then the old one
+
+# Histogram bucket bounds in seconds, shared by requests and queries: 1 ms to 10 s.
+DURATION_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+UNMATCHED_ROUTE = "unmatched"
+
+
+class HistogramSeries:
+    """One labelled histogram: counts per bucket (the last one above every bound) and their sum."""
+
+    __slots__ = ("counts", "errors", "sum_s")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(DURATION_BUCKETS_S) + 1)
+        self.sum_s = 0.0
+        self.errors = 0
+
+    def observe(self, seconds: float, failed: bool = False) -> None:
+        self.counts[bisect.bisect_left(DURATION_BUCKETS_S, seconds)] += 1
+        self.sum_s += seconds
+        if failed:
+            self.errors += 1
+
+    def copy(self) -> HistogramSeries:
+        twin = HistogramSeries()
+        twin.counts = list(self.counts)
+        twin.sum_s = self.sum_s
+        twin.errors = self.errors
+        return twin
+
+    @property
+    def count(self) -> int:
+        return sum(self.counts)
+
+
+class LabelledSeries(msgspec.Struct, frozen=True, kw_only=True):
+    """A snapshot of the labelled series, for the Prometheus exposition."""
+
+    # (route, method, status) -> histogram of request durations.
+    requests: dict[tuple[str, str, str], HistogramSeries]
+    # (operation, table) -> histogram of query durations, with the errors among them.
+    queries: dict[tuple[str, str], HistogramSeries]
+    requests_in_flight: int
 
 
 class QueryPerformance(msgspec.Struct, frozen=True, kw_only=True):
@@ -86,6 +135,8 @@ class SpanMetrics(SpanProcessor):
         self._queries_in_slot = [0] * WINDOW_S
         # (end time, duration) of recent queries, newest last.
         self._recent: deque[tuple[int, int]] = deque(maxlen=MAX_RECENT_QUERIES)
+        self._request_series: dict[tuple[str, str, str], HistogramSeries] = {}
+        self._query_series: dict[tuple[str, str], HistogramSeries] = {}
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         if span.kind is SpanKind.SERVER:
@@ -94,18 +145,39 @@ class SpanMetrics(SpanProcessor):
 
     def on_end(self, span: ReadableSpan) -> None:
         if span.kind is SpanKind.SERVER:
+            attributes = span.attributes or {}
+            labels = (
+                str(attributes.get("http.route") or UNMATCHED_ROUTE),
+                str(attributes.get("http.request.method", "_OTHER")),
+                str(attributes.get("http.response.status_code", 0)),
+            )
+            end_ns = span.end_time or self._clock_ns()
+            seconds = max(0, end_ns - (span.start_time or end_ns)) / _NS_PER_S
             with self._lock:
                 self._total_requests += 1
                 self._requests_in_flight -= 1
+                series = self._request_series.get(labels)
+                if series is None:
+                    series = self._request_series[labels] = HistogramSeries()
+                series.observe(seconds)
             return
         if not is_cassandra_query(span):
             return
+        attributes = span.attributes or {}
+        query_labels = (
+            str(attributes.get("db.operation.name", "OTHER")),
+            str(attributes.get("db.collection.name", "")),
+        )
         end_ns = span.end_time or self._clock_ns()
         duration_ns = max(0, end_ns - (span.start_time or end_ns))
         failed = span.status.status_code is StatusCode.ERROR
         second = end_ns // _NS_PER_S
         slot = second % WINDOW_S
         with self._lock:
+            query_series = self._query_series.get(query_labels)
+            if query_series is None:
+                query_series = self._query_series[query_labels] = HistogramSeries()
+            query_series.observe(duration_ns / _NS_PER_S, failed)
             self._total_queries += 1
             self._query_time_ns += duration_ns
             if failed:
@@ -143,6 +215,14 @@ class SpanMetrics(SpanProcessor):
             total_requests=total_requests,
             query_performance=_performance(recent),
         )
+
+    def series(self) -> LabelledSeries:
+        with self._lock:
+            return LabelledSeries(
+                requests={k: v.copy() for k, v in self._request_series.items()},
+                queries={k: v.copy() for k, v in self._query_series.items()},
+                requests_in_flight=max(0, self._requests_in_flight),
+            )
 
     def shutdown(self) -> None:
         pass

@@ -42,3 +42,10 @@ async def test_an_unavailable_store_fails_open_and_is_counted() -> None:
     assert await limiter.check_ws_message("alice") is None
     assert limiter.unavailable_total == 2
     assert sum(limiter.rejected_total.values()) == 0
+
+
+def test_the_limit_and_the_token_check_agree_on_which_routes_are_open() -> None:
+    from cqlstar.identity.middleware import OPEN_ROUTE_KEY as TOKEN_CHECK_KEY
+    from cqlstar.limits.middleware import OPEN_ROUTE_KEY
+
+    assert OPEN_ROUTE_KEY == TOKEN_CHECK_KEY
