@@ -42,6 +42,7 @@ from cqlstar.web.dependencies import provide_connection, provide_session, provid
 from cqlstar.web.errors import EXCEPTION_HANDLERS
 from cqlstar.web.inputs import JSONBodyRequest, RequestInputsMiddleware
 from cqlstar.web.methods import MethodsMiddleware, allowed_methods
+from cqlstar.web.request_body import RequestBodyMiddleware
 
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -127,6 +128,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *([identity.middleware()] if identity else []),
             DefineMiddleware(HttpRateLimitMiddleware, limiter=rate_limiter),
             RequestBudgetMiddleware,
+            DefineMiddleware(RequestBodyMiddleware, timeout_s=settings.request_body_timeout_s),
             RequestInputsMiddleware,
         ],
         request_class=JSONBodyRequest,

@@ -91,6 +91,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Each holds a few Cassandra pages however slowly its client reads (cqlstar.users.streaming).
     max_streams: int = 32
     log_level: str = "INFO"
+    # The longest a request body may take to arrive, from the request's start (cqlstar.web.request_body).
+    request_body_timeout_s: float = 30.0
     # Identity (cqlstar.identity): `oidc` checks a bearer token on every route but the open ones;
     # `disabled` serves every route to anyone and says so at start and in /health.
     auth: Literal["oidc", "disabled"] = "oidc"
@@ -172,6 +174,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             if level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
                 raise SettingsError(f"LOG_LEVEL={level!r}: expected DEBUG, INFO, WARNING or ERROR")
             values["log_level"] = level.upper()
+        if timeout := env.get("CQLSTAR_REQUEST_BODY_TIMEOUT", "").strip():
+            values["request_body_timeout_s"] = _body_timeout(timeout)
         values.update(_identity(env))
         values.update(_shared_state_and_limits(env))
         return cls(**values)  # type: ignore[arg-type]
@@ -181,6 +185,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         """LOCAL_SERIAL under a LOCAL_* consistency (Paxos within the local datacenter), else
         SERIAL (Paxos across every datacenter), so conditional writes promise what plain ones do."""
         return "LOCAL_SERIAL" if self.cassandra_consistency.startswith("LOCAL_") else "SERIAL"
+
+
+def _body_timeout(raw: str) -> float:
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = 0.0
+    if not 0.1 <= seconds <= 600:
+        raise SettingsError(f"CQLSTAR_REQUEST_BODY_TIMEOUT={raw!r}: expected seconds, 0.1 to 600")
+    return seconds
 
 
 def _replication(raw: str) -> tuple[tuple[str, int], ...]:

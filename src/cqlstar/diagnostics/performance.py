@@ -20,7 +20,7 @@ from litestar.di import NamedDependency
 from litestar.params import Parameter
 
 from cqlstar.aiocassandra import AsyncSession
-from cqlstar.diagnostics.schemas import PerformanceReport, data_route_errors
+from cqlstar.diagnostics.schemas import QUERY_VALIDATION, PerformanceReport, data_route_errors
 from cqlstar.diagnostics.scratch import PERFORMANCE_READ
 from cqlstar.identity import Role, requires
 
@@ -47,7 +47,7 @@ class PerformanceController(Controller):
         operation_id="performance_async",
         summary="Time N reads issued concurrently",
         opt={"operation": "run concurrent reads"},
-        responses=data_route_errors("run concurrent reads"),
+        responses={**data_route_errors("run concurrent reads"), **QUERY_VALIDATION},
         cache=False,
     )
     async def concurrent_reads(
@@ -62,7 +62,7 @@ class PerformanceController(Controller):
         operation_id="performance_sync",
         summary="Time N reads awaited one at a time",
         opt={"operation": "run sequential reads"},
-        responses=data_route_errors("run sequential reads"),
+        responses={**data_route_errors("run sequential reads"), **QUERY_VALIDATION},
         cache=False,
     )
     async def sequential_reads(

@@ -12,7 +12,7 @@ import msgspec
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
 
-from cqlstar.web.schemas import ErrorDetail
+from cqlstar.web.schemas import ErrorDetail, ValidationErrorDetail
 
 Seconds = Annotated[float, msgspec.Meta(ge=0, description="seconds")]
 Count = Annotated[int, msgspec.Meta(ge=0)]
@@ -103,6 +103,29 @@ GATEWAY_TIMEOUT = _error(
 BAD_TIMEOUT_HEADER = _error(
     "X-Request-Timeout is not a number of seconds in (0, 60]", "Invalid X-Request-Timeout header"
 )
+
+
+# The routes that take query parameters answer 422 when one does not validate.
+QUERY_VALIDATION = {
+    422: ResponseSpec(
+        ValidationErrorDetail,
+        description="A query parameter is not an integer in its range",
+        generate_examples=False,
+        examples=[
+            Example(
+                value={
+                    "detail": [
+                        {
+                            "loc": ["query", "requests"],
+                            "msg": "Expected `int` <= 1000",
+                            "type": "value_error",
+                        }
+                    ]
+                }
+            )
+        ],
+    )
+}
 
 
 def unexpected_failure(operation: str) -> ResponseSpec:

@@ -13,8 +13,10 @@ from typing import Annotated, Any, Literal
 from litestar import Controller, Request, Response, delete, get, patch, post, put
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
+from litestar.enums import RequestEncodingType
 from litestar.exceptions import ClientException, NotFoundException
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import OpenAPIType, Reference, Schema
 from litestar.params import Body, JSONBody, Parameter
 from litestar.response import Stream
 from litestar.status_codes import (
@@ -23,6 +25,7 @@ from litestar.status_codes import (
     HTTP_400_BAD_REQUEST,
     HTTP_404_NOT_FOUND,
     HTTP_409_CONFLICT,
+    HTTP_415_UNSUPPORTED_MEDIA_TYPE,
     HTTP_422_UNPROCESSABLE_ENTITY,
     HTTP_503_SERVICE_UNAVAILABLE,
     HTTP_504_GATEWAY_TIMEOUT,
@@ -44,6 +47,8 @@ from cqlstar.users.idempotency import (
 from cqlstar.users.page_tokens import InvalidPageToken, PageTokenSigner
 from cqlstar.users.repository import UserRepository
 from cqlstar.users.schemas import (
+    MAX_BATCH,
+    MIN_BATCH,
     BatchCreated,
     BatchItems,
     User,
@@ -82,7 +87,14 @@ _COMMON: dict[int, ResponseSpec] = {
     HTTP_504_GATEWAY_TIMEOUT: _TIMED_OUT,
 }
 _BY_ID: dict[int, ResponseSpec] = {HTTP_400_BAD_REQUEST: _BAD_ID, **_COMMON}
+# Routes with a body answer 415 to one that is not JSON (`cqlstar.web.inputs`).
+_NOT_JSON: dict[int, ResponseSpec] = {
+    HTTP_415_UNSUPPORTED_MEDIA_TYPE: ResponseSpec(
+        ErrorDetail, description="The body is not `application/json` (or Content-Type is missing)"
+    )
+}
 _CREATE_RESPONSES: dict[int, ResponseSpec] = {
+    **_NOT_JSON,
     HTTP_409_CONFLICT: ResponseSpec(
         ErrorDetail,
         description=(
@@ -130,6 +142,31 @@ MinAge = Annotated[
         description="Only users with age >= this value (0 to 150)",
         # Litestar's schema generator skips a bound of 0 on an optional parameter: state it again.
         schema_extra={"minimum": 0},
+    ),
+]
+
+
+BATCH_BODY_FORMS = [
+    Schema(
+        type=OpenAPIType.ARRAY,
+        items=Reference(ref="#/components/schemas/UserCreate"),
+        min_items=MIN_BATCH,
+        max_items=MAX_BATCH,
+    ),
+    Reference(ref="#/components/schemas/UserBatch"),
+]
+
+# "At least one of name, email, age" (`UserUpdate.__post_init__`) has no msgspec constraint that
+# Litestar could document, so the request body schema states it: `minProperties` and one `required`
+# field out of the three.
+UpdateBody = Annotated[
+    UserUpdate,
+    Body(
+        media_type=RequestEncodingType.JSON,
+        schema_extra={
+            "minProperties": 1,
+            "anyOf": [Schema(required=[field]) for field in ("name", "email", "age")],
+        },
     ),
 ]
 
@@ -207,6 +244,7 @@ class UserController(Controller):
         responses={
             HTTP_404_NOT_FOUND: _NOT_FOUND,
             HTTP_422_UNPROCESSABLE_ENTITY: _INVALID,
+            **_NOT_JSON,
             **_BY_ID,
         },
         opt={**requires(Role.USERS_WRITE), "operation": "update user"},
@@ -214,7 +252,7 @@ class UserController(Controller):
     async def put_user(
         self,
         user_id: UserIdPath,
-        data: JSONBody[UserUpdate],
+        data: UpdateBody,
         repository: NamedDependency[UserRepository],
         state: State,
     ) -> User:
@@ -230,6 +268,7 @@ class UserController(Controller):
         responses={
             HTTP_404_NOT_FOUND: _NOT_FOUND,
             HTTP_422_UNPROCESSABLE_ENTITY: _INVALID,
+            **_NOT_JSON,
             **_BY_ID,
         },
         opt={**requires(Role.USERS_WRITE), "operation": "update user"},
@@ -237,7 +276,7 @@ class UserController(Controller):
     async def patch_user(
         self,
         user_id: UserIdPath,
-        data: JSONBody[UserUpdate],
+        data: UpdateBody,
         repository: NamedDependency[UserRepository],
         state: State,
     ) -> User:
@@ -274,7 +313,11 @@ class UserController(Controller):
         request: Request[Any, Any, Any],
         data: Annotated[
             BatchItems | UserBatch,
-            Body(description='1 to 100 users: a JSON array, or an object `{"users": [...]}`'),
+            Body(
+                description='1 to 100 users: a JSON array, or an object `{"users": [...]}`',
+                # Litestar leaves the array form's bounds out of the document; state them.
+                schema_extra={"oneOf": BATCH_BODY_FORMS},
+            ),
         ],
         creates: NamedDependency[UserCreates],
         idempotency_key: IdempotencyKeyHeader = None,

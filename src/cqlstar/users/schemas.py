@@ -136,13 +136,17 @@ class User(msgspec.Struct, frozen=True, gc=False):
     updated_at: Timestamp
 
 
+# How many users one batch carries.
+MIN_BATCH, MAX_BATCH = 1, 100
+
+
 class UserBatch(msgspec.Struct, frozen=True):
     """The object form of a batch body: `{"users": [...]}`."""
 
-    users: Annotated[list[UserCreate], msgspec.Meta(min_length=1, max_length=100)]
+    users: Annotated[list[UserCreate], msgspec.Meta(min_length=MIN_BATCH, max_length=MAX_BATCH)]
 
 
-BatchItems = Annotated[list[UserCreate], msgspec.Meta(min_length=1, max_length=100)]
+BatchItems = Annotated[list[UserCreate], msgspec.Meta(min_length=MIN_BATCH, max_length=MAX_BATCH)]
 
 
 class BatchCreated(msgspec.Struct, frozen=True):
