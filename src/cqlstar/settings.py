@@ -174,8 +174,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             if level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
                 raise SettingsError(f"LOG_LEVEL={level!r}: expected DEBUG, INFO, WARNING or ERROR")
             values["log_level"] = level.upper()
-        if timeout := env.get("CQLSTAR_REQUEST_BODY_TIMEOUT", "").strip():
-            values["request_body_timeout_s"] = _body_timeout(timeout)
+        values.update(_body_timeout(env))
         values.update(_identity(env))
         values.update(_shared_state_and_limits(env))
         return cls(**values)  # type: ignore[arg-type]
@@ -187,14 +186,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         return "LOCAL_SERIAL" if self.cassandra_consistency.startswith("LOCAL_") else "SERIAL"
 
 
-def _body_timeout(raw: str) -> float:
+def _body_timeout(env: Mapping[str, str]) -> dict[str, object]:
+    if not (raw := env.get("CQLSTAR_REQUEST_BODY_TIMEOUT", "").strip()):
+        return {}
     try:
         seconds = float(raw)
     except ValueError:
         seconds = 0.0
     if not 0.1 <= seconds <= 600:
         raise SettingsError(f"CQLSTAR_REQUEST_BODY_TIMEOUT={raw!r}: expected seconds, 0.1 to 600")
-    return seconds
+    return {"request_body_timeout_s": seconds}
 
 
 def _replication(raw: str) -> tuple[tuple[str, int], ...]:

@@ -158,3 +158,12 @@ def test_rates_and_redis_are_read() -> None:
 def test_malformed_limits_name_their_variable(name: str, value: str) -> None:
     with pytest.raises(SettingsError, match=f"^{name}="):
         Settings.from_env({"CQLSTAR_AUTH": "disabled", name: value})
+
+
+def test_request_body_timeout_defaults_to_thirty_seconds_and_is_bounded() -> None:
+    assert Settings.from_env({"CQLSTAR_AUTH": "disabled"}).request_body_timeout_s == 30.0
+    env = {"CQLSTAR_AUTH": "disabled", "CQLSTAR_REQUEST_BODY_TIMEOUT": "2.5"}
+    assert Settings.from_env(env).request_body_timeout_s == 2.5
+    for bad in ("0", "-1", "601", "soon", "nan"):
+        with pytest.raises(SettingsError, match="CQLSTAR_REQUEST_BODY_TIMEOUT"):
+            Settings.from_env({"CQLSTAR_AUTH": "disabled", "CQLSTAR_REQUEST_BODY_TIMEOUT": bad})
