@@ -6,10 +6,10 @@ the image's entrypoint is that distribution's `kc.sh`. So the service's own `com
 and realm mount from `compose.yaml` are run with it, on a private copy (starting Keycloak writes
 into its folder, and the local Keycloak of `just keycloak` must not be disturbed).
 
-One translation, because every process here shares the host's network: the container's port 8080
-becomes a free port on 127.0.0.1, in Keycloak's `--hostname` and in the replicas' `OIDC_ISSUER`
-alike, and the name `keycloak` is mapped to 127.0.0.1 in the containers that use it
-(`--add-host`). Everything else is the file's own text.
+One translation, because every process here shares the host's network: a container's port becomes
+a free port on 127.0.0.1 (Keycloak's 8080 in its `--hostname` and in the replicas' `OIDC_ISSUER`
+alike; Redis's in `REDIS_URL`), and the service names `keycloak` and `redis` are mapped to
+127.0.0.1 in the containers that use them (`--add-host`). Everything else is the file's own text.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
@@ -53,11 +54,18 @@ def environment_of(service: dict[str, Any]) -> dict[str, str]:
     return out
 
 
+def with_port(url: str, port: int) -> str:
+    """`url` with its port replaced by `port`: a container's port becomes a free one of the host."""
+    parts = urlsplit(url)
+    assert parts.hostname, f"{url} names no host"
+    assert parts.port, f"{url} names no port"
+    return urlunsplit(parts._replace(netloc=f"{parts.hostname}:{port}"))
+
+
 def on_port(url: str, port: int) -> str:
-    """`url` with the container's HTTP port replaced by `port` (the one translation above)."""
-    needle = f":{CONTAINER_HTTP_PORT}"
-    assert needle in url, f"{url} does not name port {CONTAINER_HTTP_PORT}"
-    return url.replace(needle, f":{port}", 1)
+    """A URL of Keycloak's container port (8080) moved to `port`."""
+    assert urlsplit(url).port == CONTAINER_HTTP_PORT, f"{url} is not on {CONTAINER_HTTP_PORT}"
+    return with_port(url, port)
 
 
 @dataclass
@@ -117,7 +125,12 @@ def launch_stack_keycloak(port: int, workdir: Path) -> StackKeycloak:
     for stale in (home / "data" / "import").glob("*.json"):
         stale.unlink()
     _realm_mounts(service, home)
-    command = [on_port(a, port) if a.startswith("--hostname=") else a for a in service["command"]]
+    command = [
+        "--hostname=" + on_port(a.removeprefix("--hostname="), port)
+        if a.startswith("--hostname=")
+        else a
+        for a in service["command"]
+    ]
     env = {
         **os.environ,
         "JAVA_HOME": localkeycloak.java_home(),
