@@ -99,7 +99,7 @@ def container_env(cassandra: CassandraTarget, keyspace: str) -> dict[str, str]:
         "LOG_LEVEL": "INFO",
         # These checks are about the image, not the identity provider or Redis: with authentication
         # on (the default) the service refuses to start without an OIDC_ISSUER, and every route but
-        # /health would need a Keycloak token. test_stack_auth.py runs it with authentication on.
+        # /health would need a Keycloak token. test_stack.py runs it with authentication on.
         "CQLSTAR_AUTH": "disabled",
     }
 
