@@ -53,8 +53,9 @@ def _measure(
     config = run.config
     tokens_file = run.work_dir / "tokens.txt"
     tokens_file.write_text("\n".join(tokens) + "\n")
-    script = compose_script("get_user_auth.lua" if mode == AUTH else "get_user.lua", run.work_dir)
-    args = (str(run.ids_file), str(tokens_file)) if mode == AUTH else (str(run.ids_file),)
+    # With tokens, each wrk thread sends one (bench.limits measures further configurations).
+    script = compose_script("get_user_auth.lua" if tokens else "get_user.lua", run.work_dir)
+    args = (str(run.ids_file), str(tokens_file)) if tokens else (str(run.ids_file),)
     concurrency = config.reference_concurrency
     threads = min(config.wrk_threads, concurrency)
     if config.warmup_seconds > 0:

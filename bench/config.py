@@ -21,7 +21,17 @@ CEILINGS = ("http_floor", "raw_driver", "async_layer")
 TRACING = "tracing"
 # get_user open and with a bearer token, in alternating rounds (bench.auth).
 AUTH = "auth"
-ALL_SCENARIOS = (*HTTP_SCENARIOS, STREAM_SCENARIO, SLOW_READERS_SCENARIO, *CEILINGS, TRACING, AUTH)
+# get_user open, with a token, and with a token and rate limits in Redis (bench.limits).
+LIMITS = "limits"
+ALL_SCENARIOS = (
+    *HTTP_SCENARIOS,
+    STREAM_SCENARIO,
+    SLOW_READERS_SCENARIO,
+    *CEILINGS,
+    TRACING,
+    AUTH,
+    LIMITS,
+)
 
 # The ratios the issue asks for are taken at this concurrency (or the measured one closest to it).
 REFERENCE_CONCURRENCY = 64

@@ -133,6 +133,10 @@ class Run:
             # The open scenarios measure the service without token checks; the authenticated ones
             # (bench.auth) pass CQLSTAR_AUTH=oidc and the issuer in `extra`.
             "CQLSTAR_AUTH": "disabled",
+            # Nor rate limits: with authentication off, every request of the load generator counts
+            # in one client address's window, which would answer most of the load 429. bench.limits
+            # measures the limits' cost.
+            "RATE_LIMIT": "0",
             **(extra or {}),
         }
 
@@ -677,6 +681,10 @@ def main() -> int:
             from bench.auth import auth_phase  # it imports this module
 
             run.phase("auth", lambda: auth_phase(run))
+        if config.wants("limits"):
+            from bench.limits import limits_phase  # it imports this module
+
+            run.phase("limits", lambda: limits_phase(run))
         rest = tuple(name for name in HTTP_SCENARIOS if name != READ_BY_KEY)
         run.phase("service", lambda: service_phase(run, rest, stream=True))
     report = build_report(run, started_at)
