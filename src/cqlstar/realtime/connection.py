@@ -295,7 +295,7 @@ class Connection:
                     package.pkg_id,
                     request.req_id,
                     Status.FORBIDDEN,
-                    msg=f"Permission denied: {package.name} needs the role {package.role.value}",
+                    msg=f"Permission denied: this package needs the role {package.role.value}",
                 )
             else:
                 try:

@@ -125,10 +125,11 @@ class Realtime:
             return None
         try:
             return await self.verifier.verify(token)
-        except InvalidToken:
-            # Any check failed, or the issuer's keys could not be had: 4001 either way, and
-            # nothing in the logs that could carry the token.
+        except InvalidToken as refused:
+            # Any check failed, or the issuer's keys could not be had: 4001 either way. The reason
+            # is logged (the verifier's messages never quote the token).
             self.metrics.auth_failures += 1
+            log.info("websocket token refused", extra={"reason": str(refused)})
             return None
 
     async def acquire_slot(self, subject: str, connection_id: str) -> bool | None:

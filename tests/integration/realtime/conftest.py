@@ -12,14 +12,17 @@ these, each a real `python -m cqlstar` process:
 
 from __future__ import annotations
 
+import json
 import shutil
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
 from cqlstar import localredis
-from oidc import PASSWORDS, keycloak_login
+from oidc import PASSWORDS, OwnIssuer, keycloak_login, new_rsa_key
 from served import ServedApp, free_port, serve_app, stop_app
 
 
@@ -33,19 +36,23 @@ def ws_redis() -> Iterator[localredis.RedisInstance]:
 
 
 @pytest.fixture(scope="session")
-def auth_apps(
-    app_env: dict[str, str],
-    keycloak: Any,
-    ws_redis: localredis.RedisInstance,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[ServedApp, ServedApp]]:
-    env = {
+def ws_auth_env(
+    app_env: dict[str, str], keycloak: Any, ws_redis: localredis.RedisInstance
+) -> dict[str, str]:
+    return {
         **app_env,
         **keycloak.env,
         "REDIS_URL": ws_redis.url,
         "WS_MAX_CONNECTIONS": "5",
         "LOG_LEVEL": "INFO",
     }
+
+
+@pytest.fixture(scope="session")
+def auth_apps(
+    ws_auth_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[ServedApp, ServedApp]]:
+    env = ws_auth_env
     folder = tmp_path_factory.mktemp("ws-auth")
     first = serve_app(env, folder / "first.log")
     try:
@@ -75,5 +82,64 @@ def limited_app(
 ) -> Iterator[ServedApp]:
     env = {**app_env, "WS_RATE_LIMIT": "100/minute"}
     served = serve_app(env, tmp_path_factory.mktemp("ws-limited") / "server.log")
+    yield served
+    stop_app(served)
+
+
+@pytest.fixture(scope="session")
+def own_issuer() -> Iterator[OwnIssuer]:
+    """A test issuer over real HTTP (discovery and JWKS of keys we hold): it signs tokens that
+    expire within seconds, which the development realm (5 minute tokens) cannot."""
+    state = OwnIssuer(port=0, keys=[new_rsa_key("ws-test-key")])
+    state.published = list(state.keys)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path.endswith("/.well-known/openid-configuration"):
+                body: dict[str, Any] = {
+                    "issuer": state.issuer,
+                    "jwks_uri": f"{state.issuer}/certs",
+                    "token_endpoint": f"{state.issuer}/token",
+                }
+            elif self.path.endswith("/certs"):
+                body = {"keys": [key.as_dict(private=False) for key in state.published]}
+            else:
+                self.send_response(404)
+                self.end_headers()
+                return
+            data = json.dumps(body).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    state.port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield state
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def issuer_app(
+    app_env: dict[str, str],
+    own_issuer: OwnIssuer,
+    ws_redis: localredis.RedisInstance,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[ServedApp]:
+    env = {
+        **app_env,
+        "CQLSTAR_AUTH": "oidc",
+        "OIDC_ISSUER": own_issuer.issuer,
+        "REDIS_URL": ws_redis.url,
+        "LOG_LEVEL": "INFO",
+    }
+    served = serve_app(env, tmp_path_factory.mktemp("ws-issuer") / "server.log")
     yield served
     stop_app(served)
