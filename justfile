@@ -82,6 +82,11 @@ redis-stop: sync
 test *args: sync
     uv run --frozen pytest {{args}}
 
+# The three-node cluster tests (tests/cluster): nodes killed, frozen, restarted under load; starts the cluster if needed.
+[group("check")]
+test-cluster *args: sync
+    uv run --frozen pytest tests/cluster {{args}}
+
 # Only the unit tests: no database, seconds.
 [group("check")]
 test-unit *args: sync

@@ -75,9 +75,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Every statement's consistency unless it says otherwise; conditional writes (lightweight
     # transactions) run their Paxos phase at `cassandra_serial_consistency`.
     cassandra_consistency: str = "LOCAL_QUORUM"
-    # An idempotent statement without an answer after this many milliseconds is also sent to the
-    # next replica, at most `cassandra_speculative_attempts` more times. None: off.
+    # An idempotent read without an answer after this many milliseconds is also sent to the next
+    # replica, at most `cassandra_speculative_attempts` more times. None: off. Idempotent writes
+    # (the conditional inserts) wait far longer before they do the same, so two Paxos rounds of one
+    # write never race while the first coordinator is merely slow (`aiocassandra.speculation`).
     cassandra_speculative_delay_ms: float | None = 50.0
+    cassandra_speculative_write_delay_ms: float | None = 1000.0
     cassandra_speculative_attempts: int = 2
     # Where `python -m cqlstar` (cqlstar.serving) binds the server.
     host: str = "127.0.0.1"
@@ -148,7 +151,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 )
             values["cassandra_consistency"] = consistency.upper()
         if delay := env.get("CASSANDRA_SPECULATIVE_DELAY_MS", "").strip():
-            values["cassandra_speculative_delay_ms"] = _speculative_delay(delay)
+            values["cassandra_speculative_delay_ms"] = _speculative_delay(
+                "CASSANDRA_SPECULATIVE_DELAY_MS", delay
+            )
+        if write_delay := env.get("CASSANDRA_SPECULATIVE_WRITE_DELAY_MS", "").strip():
+            values["cassandra_speculative_write_delay_ms"] = _speculative_delay(
+                "CASSANDRA_SPECULATIVE_WRITE_DELAY_MS", write_delay
+            )
         if attempts := env.get("CASSANDRA_SPECULATIVE_ATTEMPTS", "").strip():
             if not attempts.isdigit() or not 1 <= int(attempts) <= 5:
                 raise SettingsError(f"CASSANDRA_SPECULATIVE_ATTEMPTS={attempts!r}: expected 1 to 5")
@@ -215,7 +224,7 @@ def _replication(raw: str) -> tuple[tuple[str, int], ...]:
     return tuple(pairs.items())
 
 
-def _speculative_delay(raw: str) -> float | None:
+def _speculative_delay(name: str, raw: str) -> float | None:
     if raw.lower() in {"off", "false", "none"}:
         return None
     try:
@@ -223,9 +232,7 @@ def _speculative_delay(raw: str) -> float | None:
     except ValueError:
         delay = -1.0
     if not 0 < delay <= 60_000:
-        raise SettingsError(
-            f"CASSANDRA_SPECULATIVE_DELAY_MS={raw!r}: expected milliseconds (0 < ms <= 60000) or off"
-        )
+        raise SettingsError(f"{name}={raw!r}: expected milliseconds (0 < ms <= 60000) or off")
     return delay
 
 

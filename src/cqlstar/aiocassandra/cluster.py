@@ -6,10 +6,11 @@ Policies it installs (one default execution profile):
 * retries: `IdempotencyAwareRetryPolicy(max_retries)` unless a `retry_policy` is given;
 * consistency: `consistency_level` and `serial_consistency_level` (for conditional writes) when
   given, else the driver's (LOCAL_ONE; serial decided by the server, SERIAL);
-* speculative execution: with `speculative_delay` (seconds), an idempotent statement that has no
-  answer after that long is sent to the next host of its query plan too, up to
-  `speculative_attempts` extra times; the first answer wins. The driver never speculates a
-  statement that is not marked idempotent. Off when `speculative_delay` is None;
+* speculative execution: with `speculative_delay` (seconds), an idempotent read that has no answer
+  after that long is sent to the next host of its query plan too, up to `speculative_attempts`
+  extra times; the first answer wins. Idempotent writes speculate after
+  `speculative_write_delay` (None: never), which should be far longer (see `speculation`). The
+  driver never speculates a statement that is not marked idempotent. Off when both are None;
 * reconnection: exponential, 1 s doubling to 60 s, unless a `reconnection_policy` is given;
 * rows: `rows.row_factory` (tuples with attribute access, one cached class per column set);
 * protocol: with `protocol_version=None` the driver starts at v5 and steps down on the server's
@@ -35,7 +36,6 @@ from cassandra import DriverException, ProtocolVersion
 from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
 from cassandra.policies import (
-    ConstantSpeculativeExecutionPolicy,
     DCAwareRoundRobinPolicy,
     ExponentialReconnectionPolicy,
     TokenAwarePolicy,
@@ -45,6 +45,7 @@ from opentelemetry.trace import TracerProvider
 from .retry import IdempotencyAwareRetryPolicy
 from .rows import row_factory
 from .session import AsyncSession, SessionClosedError
+from .speculation import ReadWriteSpeculativeExecutionPolicy
 from .telemetry import QueryTelemetry
 
 try:  # the compiled reactor; absent only in a driver built without libev
@@ -80,6 +81,7 @@ class AsyncCluster:
         consistency_level: int | None = None,
         serial_consistency_level: int | None = None,
         speculative_delay: float | None = None,
+        speculative_write_delay: float | None = None,
         speculative_attempts: int = 2,
         tracer_provider: TracerProvider | None = None,
     ) -> None:
@@ -88,11 +90,9 @@ class AsyncCluster:
             profile_options["consistency_level"] = consistency_level
         if serial_consistency_level is not None:
             profile_options["serial_consistency_level"] = serial_consistency_level
-        if speculative_delay is not None:
-            if speculative_delay < 0 or speculative_attempts < 1:
-                raise ValueError("speculative_delay must be >= 0 and speculative_attempts >= 1")
-            profile_options["speculative_execution_policy"] = ConstantSpeculativeExecutionPolicy(
-                speculative_delay, speculative_attempts
+        if speculative_delay is not None or speculative_write_delay is not None:
+            profile_options["speculative_execution_policy"] = ReadWriteSpeculativeExecutionPolicy(
+                speculative_delay, speculative_write_delay, speculative_attempts
             )
         profile = ExecutionProfile(
             load_balancing_policy=TokenAwarePolicy(

@@ -96,6 +96,9 @@ class CassandraConnection:
                 speculative_delay=None
                 if s.cassandra_speculative_delay_ms is None
                 else s.cassandra_speculative_delay_ms / 1000,
+                speculative_write_delay=None
+                if s.cassandra_speculative_write_delay_ms is None
+                else s.cassandra_speculative_write_delay_ms / 1000,
                 speculative_attempts=s.cassandra_speculative_attempts,
             )
             try:

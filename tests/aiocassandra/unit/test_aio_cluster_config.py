@@ -101,7 +101,9 @@ def test_stream_config_defaults() -> None:
 
 def test_consistency_and_speculative_execution_reach_the_profile() -> None:
     from cassandra import ConsistencyLevel
-    from cassandra.policies import ConstantSpeculativeExecutionPolicy, NoSpeculativeExecutionPolicy
+    from cassandra.policies import NoSpeculativeExecutionPolicy
+
+    from cqlstar.aiocassandra.speculation import ReadWriteSpeculativeExecutionPolicy
 
     cluster = AsyncCluster(
         ["10.0.0.1"],
@@ -114,8 +116,8 @@ def test_consistency_and_speculative_execution_reach_the_profile() -> None:
     assert profile.consistency_level == ConsistencyLevel.LOCAL_QUORUM
     assert profile.serial_consistency_level == ConsistencyLevel.LOCAL_SERIAL
     policy = profile.speculative_execution_policy
-    assert isinstance(policy, ConstantSpeculativeExecutionPolicy)
-    assert (policy.delay, policy.max_attempts) == (0.05, 2)
+    assert isinstance(policy, ReadWriteSpeculativeExecutionPolicy)
+    assert (policy.read_delay, policy.write_delay, policy.max_attempts) == (0.05, None, 2)
 
     plain = AsyncCluster(["10.0.0.1"]).driver_cluster.profile_manager.profiles[EXEC_PROFILE_DEFAULT]
     assert plain.consistency_level == ConsistencyLevel.LOCAL_ONE  # the driver's own default

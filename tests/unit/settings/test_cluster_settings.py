@@ -8,12 +8,18 @@ from cqlstar.database.schema import replication_map
 from cqlstar.settings import Settings, SettingsError
 
 
+def _settings(env: dict[str, str]) -> Settings:
+    # Authentication is beside the point here.
+    return Settings.from_env({"CQLSTAR_AUTH": "disabled", **env})
+
+
 def test_defaults_are_one_replica_local_quorum_and_speculation_on() -> None:
-    settings = Settings.from_env({"CQLSTAR_AUTH": "disabled"})
+    settings = _settings({})
     assert settings.cassandra_replication is None
     assert settings.cassandra_consistency == "LOCAL_QUORUM"
     assert settings.cassandra_serial_consistency == "LOCAL_SERIAL"
     assert settings.cassandra_speculative_delay_ms == 50.0
+    assert settings.cassandra_speculative_write_delay_ms == 1000.0
     assert settings.cassandra_speculative_attempts == 2
     assert replication_map(settings.cassandra_replication) == (
         "{'class': 'SimpleStrategy', 'replication_factor': 1}"
@@ -21,9 +27,7 @@ def test_defaults_are_one_replica_local_quorum_and_speculation_on() -> None:
 
 
 def test_replication_per_datacenter_makes_network_topology() -> None:
-    settings = Settings.from_env(
-        {"CQLSTAR_AUTH": "disabled", "CASSANDRA_REPLICATION": " eu-west:3, us.east_1 :2 "}
-    )
+    settings = _settings({"CASSANDRA_REPLICATION": " eu-west:3, us.east_1 :2 "})
     assert settings.cassandra_replication == (("eu-west", 3), ("us.east_1", 2))
     assert replication_map(settings.cassandra_replication) == (
         "{'class': 'NetworkTopologyStrategy', 'eu-west': 3, 'us.east_1': 2}"
@@ -35,7 +39,7 @@ def test_replication_per_datacenter_makes_network_topology() -> None:
 )
 def test_malformed_replication_is_refused(raw: str) -> None:
     with pytest.raises(SettingsError, match="CASSANDRA_REPLICATION"):
-        Settings.from_env({"CQLSTAR_AUTH": "disabled", "CASSANDRA_REPLICATION": raw})
+        _settings({"CASSANDRA_REPLICATION": raw})
 
 
 @pytest.mark.parametrize(
@@ -49,7 +53,7 @@ def test_malformed_replication_is_refused(raw: str) -> None:
     ],
 )
 def test_conditional_writes_follow_the_consistency(consistency: str, serial: str) -> None:
-    settings = Settings.from_env({"CQLSTAR_AUTH": "disabled", "CASSANDRA_CONSISTENCY": consistency})
+    settings = _settings({"CASSANDRA_CONSISTENCY": consistency})
     assert settings.cassandra_consistency == consistency.upper()
     assert settings.cassandra_serial_consistency == serial
 
@@ -57,23 +61,16 @@ def test_conditional_writes_follow_the_consistency(consistency: str, serial: str
 @pytest.mark.parametrize("raw", ["SERIAL", "ANY", "quorumm", "2"])
 def test_unusable_consistency_is_refused(raw: str) -> None:
     with pytest.raises(SettingsError, match="CASSANDRA_CONSISTENCY"):
-        Settings.from_env({"CQLSTAR_AUTH": "disabled", "CASSANDRA_CONSISTENCY": raw})
+        _settings({"CASSANDRA_CONSISTENCY": raw})
 
 
 def test_speculative_execution_can_be_tuned_or_turned_off() -> None:
-    tuned = Settings.from_env(
-        {
-            "CQLSTAR_AUTH": "disabled",
-            "CASSANDRA_SPECULATIVE_DELAY_MS": "12.5",
-            "CASSANDRA_SPECULATIVE_ATTEMPTS": "1",
-        }
+    tuned = _settings(
+        {"CASSANDRA_SPECULATIVE_DELAY_MS": "12.5", "CASSANDRA_SPECULATIVE_ATTEMPTS": "1"}
     )
     assert (tuned.cassandra_speculative_delay_ms, tuned.cassandra_speculative_attempts) == (12.5, 1)
     assert (
-        Settings.from_env(
-            {"CQLSTAR_AUTH": "disabled", "CASSANDRA_SPECULATIVE_DELAY_MS": "off"}
-        ).cassandra_speculative_delay_ms
-        is None
+        _settings({"CASSANDRA_SPECULATIVE_DELAY_MS": "off"}).cassandra_speculative_delay_ms is None
     )
 
 
@@ -83,6 +80,7 @@ def test_speculative_execution_can_be_tuned_or_turned_off() -> None:
         ("CASSANDRA_SPECULATIVE_DELAY_MS", "0"),
         ("CASSANDRA_SPECULATIVE_DELAY_MS", "-5"),
         ("CASSANDRA_SPECULATIVE_DELAY_MS", "soon"),
+        ("CASSANDRA_SPECULATIVE_WRITE_DELAY_MS", "0"),
         ("CASSANDRA_SPECULATIVE_ATTEMPTS", "0"),
         ("CASSANDRA_SPECULATIVE_ATTEMPTS", "6"),
         ("CASSANDRA_SPECULATIVE_ATTEMPTS", "two"),
@@ -90,4 +88,4 @@ def test_speculative_execution_can_be_tuned_or_turned_off() -> None:
 )
 def test_malformed_speculation_is_refused(name: str, raw: str) -> None:
     with pytest.raises(SettingsError, match=name):
-        Settings.from_env({"CQLSTAR_AUTH": "disabled", name: raw})
+        _settings({name: raw})
