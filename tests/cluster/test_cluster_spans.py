@@ -74,7 +74,7 @@ async def _keys_starting_on_slow_node(session: AsyncSession, prepared: Any) -> l
     keys = []
     for k in range(90):
         routing_key = prepared.bind((k,)).routing_key
-        replicas = metadata.get_replicas(prepared.keyspace, routing_key)
+        replicas = metadata.get_replicas(session.keyspace, routing_key)
         if replicas and replicas[0].address == SLOW_ADDRESS:
             keys.append(k)
     assert len(keys) >= 10, "a third of the keys start on each node"

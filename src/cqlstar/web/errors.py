@@ -23,6 +23,7 @@ from cassandra import (
     WriteTimeout,
 )
 from cassandra.cluster import NoHostAvailable
+from cassandra.protocol import ErrorMessage
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, SerializationException, ValidationException
 from litestar.status_codes import (
@@ -124,6 +125,19 @@ def _timed_out(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]
     return _detail(HTTP_504_GATEWAY_TIMEOUT, "Gateway Timeout")
 
 
+# Protocol v5's CAS_WRITE_UNKNOWN: a lightweight transaction whose Paxos proposal reached fewer than
+# a quorum of replicas (contention, or a replica lost mid-round), so it may or may not be applied.
+# The driver has no exception class for it and raises the bare ErrorMessage.
+_CAS_WRITE_UNKNOWN = 0x1700
+
+
+def _server_error(request: Request[Any, Any, Any], exc: ErrorMessage) -> Response[Any]:
+    if getattr(exc, "code", None) == _CAS_WRITE_UNKNOWN:
+        # The same promise as a write timeout: the outcome is unknown, so 504, never 500.
+        return _timed_out(request, exc)
+    return _unexpected(request, exc)
+
+
 def _invalid_request(request: Request[Any, Any, Any], exc: InvalidRequest) -> Response[Any]:
     return _detail(HTTP_400_BAD_REQUEST, "Invalid request for the database")
 
@@ -145,6 +159,7 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     OperationTimedOut: _timed_out,
     BudgetExceeded: _timed_out,
     InvalidRequest: _invalid_request,
+    ErrorMessage: _server_error,
     UnicodeDecodeError: _undecodable_body,
     Exception: _unexpected,
 }
