@@ -117,6 +117,14 @@ fmt: sync
 bench: sync
     uv run --frozen python -m bench.run
 
+# get_user and create_user against the local three-node cluster, three replicas at LOCAL_QUORUM (not part of `just bench`).
+[group("bench")]
+bench-cluster: sync cluster
+    CASSANDRA_HOSTS=127.0.0.2,127.0.0.3,127.0.0.4 CASSANDRA_REPLICATION=datacenter1:3 \
+    CASSANDRA_CONSISTENCY=LOCAL_QUORUM BENCH_SCENARIOS=get_user,create_user \
+    BENCH_KEYSPACE="${BENCH_KEYSPACE:-bench_cluster}" BENCH_ROWS="${BENCH_ROWS:-20000}" \
+    uv run --frozen python -m bench.run
+
 # Use CASSANDRA_HOSTS when set, otherwise the local node.
 _ensure-cassandra:
     #!/usr/bin/env bash

@@ -235,6 +235,7 @@ def _serve_on_cluster(speculative_delay_ms: str, log_dir: Path) -> tuple[Any, st
         "CASSANDRA_KEYSPACE": keyspace,
         "CQLSTAR_AUTH": "disabled",
         "LOG_LEVEL": "WARNING",
+        "RATE_LIMIT": "100000/minute",  # one client address sends all the load
     }
     return serve("cluster-freeze", SERVICE_FACTORY, env, log_dir), keyspace
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import os
 import random
 import time
 import uuid
@@ -22,16 +23,21 @@ from cassandra.concurrent import execute_concurrent_with_args
 from bench.statements import INSERT_USER, SELECT_IDS
 from cqlstar.aiocassandra import AsyncCluster
 from cqlstar.database.schema import create_schema
+from cqlstar.settings import parse_replication
 
 _INSERT_CONCURRENCY = 256
 _CHUNK = 20_000
 
 
 async def _create_schema(hosts: list[str], port: int, keyspace: str) -> None:
+    # As the service would create it: CASSANDRA_REPLICATION (e.g. `just bench-cluster`'s three
+    # replicas), else one replica.
+    raw = os.environ.get("CASSANDRA_REPLICATION", "").strip()
+    replication = parse_replication(raw) if raw else None
     cluster = AsyncCluster(hosts, port=port)
     try:
         session = await cluster.connect()
-        await create_schema(session, keyspace)
+        await create_schema(session, keyspace, replication)
         await session.close()
     finally:
         await cluster.shutdown()

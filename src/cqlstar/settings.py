@@ -142,7 +142,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 )
             values["cassandra_keyspace"] = keyspace
         if replication := env.get("CASSANDRA_REPLICATION", "").strip():
-            values["cassandra_replication"] = _replication(replication)
+            values["cassandra_replication"] = parse_replication(replication)
         if consistency := env.get("CASSANDRA_CONSISTENCY", "").strip():
             if consistency.upper() not in CONSISTENCY_LEVELS:
                 raise SettingsError(
@@ -207,7 +207,7 @@ def _body_timeout(env: Mapping[str, str]) -> dict[str, object]:
     return {"request_body_timeout_s": seconds}
 
 
-def _replication(raw: str) -> tuple[tuple[str, int], ...]:
+def parse_replication(raw: str) -> tuple[tuple[str, int], ...]:
     """`dc1:3,dc2:3` -> (("dc1", 3), ("dc2", 3))."""
     pairs: dict[str, int] = {}
     for item in raw.split(","):

@@ -81,6 +81,11 @@ def cluster_env(cluster_keyspace: str) -> dict[str, str]:
         "CASSANDRA_KEYSPACE": cluster_keyspace,
         "CQLSTAR_AUTH": "disabled",
         "LOG_LEVEL": "WARNING",
+        # The load comes from one address and one principal: limits high enough never to get in
+        # the way (the limits have their own tests).
+        "RATE_LIMIT": "100000/minute",
+        "LOGIN_RATE_LIMIT": "100000/minute",
+        "WS_RATE_LIMIT": "100000/minute",
     }
 
 

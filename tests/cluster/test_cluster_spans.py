@@ -71,6 +71,10 @@ def _traced_cluster(exporter: InMemorySpanExporter, **options: Any) -> AsyncClus
 
 async def _keys_starting_on_slow_node(session: AsyncSession, prepared: Any) -> list[int]:
     metadata = session.cluster.metadata
+    for _ in range(60):  # the driver must see every node up, or its plans skip one
+        if all(host.is_up for host in metadata.all_hosts()):
+            break
+        await asyncio.sleep(0.5)
     keys = []
     for k in range(90):
         routing_key = prepared.bind((k,)).routing_key
@@ -103,6 +107,8 @@ async def test_a_frozen_coordinator_shows_as_a_speculative_attempt(keyspace: str
         session = await cluster.connect(keyspace)
         prepared = await session.prepare(READ, idempotent=True)
         keys = await _keys_starting_on_slow_node(session, prepared)
+        # Once on every key first: a node that restarted lately re-prepares on first use.
+        await asyncio.gather(*(session.execute(prepared, (k,)) for k in keys))
         exporter.clear()
         localcluster.freeze(SLOW_NODE)
         try:
@@ -131,6 +137,8 @@ async def test_a_coordinator_lost_mid_request_shows_as_a_retry(keyspace: str) ->
         session = await cluster.connect(keyspace)
         prepared = await session.prepare(READ, idempotent=True)
         keys = await _keys_starting_on_slow_node(session, prepared)
+        # Once on every key first: a node that restarted lately re-prepares on first use.
+        await asyncio.gather(*(session.execute(prepared, (k,)) for k in keys))
         exporter.clear()
         localcluster.freeze(SLOW_NODE)
         reads = [asyncio.ensure_future(session.execute(prepared, (k,), timeout=15)) for k in keys]

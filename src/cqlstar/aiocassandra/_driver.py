@@ -3,7 +3,7 @@
 The driver's public API has no way to do a few things the layer needs: read a page's paging state
 and column names without building a driver ResultSet, give each page fetch a timer of its own, free
 a finished request at once (see `release_timer`), prepare a statement without blocking a thread, and
-see which node a request went to before it answered. Each function here names the private field it
+see which node a request went to before it answered, and tell a retry from a speculative attempt. Each function here names the private field it
 touches; `tests/aiocassandra/integration/test_aio_driver_fence.py` checks every one against the
 installed driver, and `pyproject.toml` bounds the driver to the versions those tests ran on. An
 upgrade starts by running them.
@@ -27,6 +27,8 @@ __all__ = [
     "prepared_statement_from",
     "release_timer",
     "restart_request_timer",
+    "retry_count",
+    "speculative_plan",
 ]
 
 
@@ -45,6 +47,19 @@ def column_names(response_future: Any) -> list[str] | None:
 def attempted_host(response_future: Any) -> Any:
     """The node the current attempt went to, even before it answered (`_current_host`)."""
     return getattr(response_future, "_current_host", None)
+
+
+def retry_count(response_future: Any) -> int:
+    """How many times the retry policy had the request sent again (`_query_retries`, the count the
+    driver passes to the policy as `retry_num`); the public `attempted_hosts` lists retries and
+    speculative executions alike."""
+    retries: int = getattr(response_future, "_query_retries", 0)
+    return retries
+
+
+def speculative_plan(response_future: Any) -> Any:
+    """The speculative execution plan the driver made for this request (`_spec_execution_plan`)."""
+    return getattr(response_future, "_spec_execution_plan", None)
 
 
 def restart_request_timer(response_future: Any, timeout: float | None) -> None:

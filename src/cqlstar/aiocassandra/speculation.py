@@ -16,6 +16,9 @@ which does not suit both kinds:
   enough that the first coordinator is hung rather than slow, so the two rounds do not overlap.
 
 A statement is a read when its CQL starts with SELECT (the layer's `cql.summarize`, cached).
+
+Each plan counts the speculative attempts it started (`CountingPlan.fired`), which is how a span
+tells them from retries (`telemetry`).
 """
 
 from __future__ import annotations
@@ -25,13 +28,14 @@ from typing import Any
 from cassandra.policies import (
     ConstantSpeculativeExecutionPolicy,
     NoSpeculativeExecutionPolicy,
+    SpeculativeExecutionPlan,
     SpeculativeExecutionPolicy,
 )
 from cassandra.query import BatchStatement
 
 from .cql import summarize
 
-__all__ = ["ReadWriteSpeculativeExecutionPolicy"]
+__all__ = ["CountingPlan", "ReadWriteSpeculativeExecutionPolicy"]
 
 _NEVER = NoSpeculativeExecutionPolicy()
 
@@ -63,7 +67,7 @@ class ReadWriteSpeculativeExecutionPolicy(SpeculativeExecutionPolicy):  # type: 
 
     def new_plan(self, keyspace: Any, statement: Any) -> Any:
         policy = self._reads if _is_read(statement) else self._writes
-        return policy.new_plan(keyspace, statement)
+        return CountingPlan(policy.new_plan(keyspace, statement))
 
     def __repr__(self) -> str:
         return (
@@ -78,3 +82,26 @@ def _is_read(statement: Any) -> bool:
     prepared = getattr(statement, "prepared_statement", None)
     text = getattr(prepared if prepared is not None else statement, "query_string", None)
     return isinstance(text, str) and summarize(text).operation == "SELECT"
+
+
+class CountingPlan(SpeculativeExecutionPlan):  # type: ignore[misc]
+    """A driver plan that counts the speculative attempts started under it.
+
+    The driver asks its plan for the next delay when the request is first sent, and again each time
+    the timer fired and a speculative attempt went out (`ResponseFuture._start_timer`); so every
+    call after the first, while the plan still answers a delay, is one speculative attempt.
+    """
+
+    __slots__ = ("_calls", "_plan", "fired")
+
+    def __init__(self, plan: Any) -> None:
+        self._plan = plan
+        self._calls = 0
+        self.fired = 0
+
+    def next_execution(self, host: Any) -> float:
+        self._calls += 1
+        if self._calls > 1:
+            self.fired += 1
+        delay: float = self._plan.next_execution(host)
+        return delay

@@ -14,9 +14,11 @@ Span model (also described in the package docstring):
 Attempts: when the driver sent a query more than once (a retry decided by the retry policy, or a
 speculative execution started because the first host was slow), the span gets one
 `cassandra.attempt` event per attempt, in the order they were sent, with the host
-(`server.address`, `server.port`), the attempt's number and its kind (`initial`, `retry`,
-`speculative`; `retry_or_speculative` in the rare request that had both, where the driver does
-not say which was which), plus the counts `cassandra.retries` and `cassandra.speculative_executions`.
+(`server.address`, `server.port`), the attempt's number and its kind (`initial`, then `retry`,
+`speculative`, or `resend`: the same node again after it asked for the statement to be prepared
+again; `mixed` in the rare request that had several kinds, where the driver does not say which
+attempt was which), plus the counts `cassandra.retries` and `cassandra.speculative_executions`
+(from the layer's speculative plan, `speculation.CountingPlan`).
 A query answered by its first attempt gets neither (its host is `server.address`). The events are
 recorded when the query ends, on the loop, for `execute`, batches and prepares; page fetches after
 the first share the driver's request object with it and are not broken down.
@@ -43,7 +45,7 @@ from cassandra import ConsistencyLevel
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvider
 
-from ._driver import attempted_host
+from ._driver import attempted_host, retry_count, speculative_plan
 from .cql import CqlSummary
 
 __all__ = ["QueryTelemetry"]
@@ -213,30 +215,26 @@ def _start_attributes(
     return attributes
 
 
-def retries_of(response_future: Any) -> int:
-    """How many times the retry policy had the driver send this request again.
-
-    The one read of a private driver attribute in the layer: `ResponseFuture._query_retries` is
-    the count the driver passes to the retry policy as `retry_num`, and nothing public exposes it.
-    `tests/aiocassandra/unit/test_attempt_events.py` fails if the driver drops it.
-    """
-    retries: int = getattr(response_future, "_query_retries", 0)
-    return retries
-
-
 def _record_attempts(span: Span, response_future: Any, attributes: dict[str, Any]) -> None:
-    # attempted_hosts is public: every host a request was sent to, retries and speculative
-    # executions included, in sending order.
+    # attempted_hosts is public: every host a request was sent to, in sending order: retries,
+    # speculative attempts, and a resend to the same node after it asked for the statement to be
+    # prepared again (a restarted node forgets prepared statements).
     hosts = getattr(response_future, "attempted_hosts", None)
     if not hosts or len(hosts) < 2:
         return
-    retries = min(retries_of(response_future), len(hosts) - 1)
-    speculative = len(hosts) - 1 - retries
+    extra = len(hosts) - 1
+    retries = min(retry_count(response_future), extra)
+    fired = getattr(speculative_plan(response_future), "fired", 0)
+    speculative = min(fired if isinstance(fired, int) else 0, extra - retries)
+    resends = extra - retries - speculative
     attributes[CASSANDRA_RETRIES] = retries
     attributes[CASSANDRA_SPECULATIVE_EXECUTIONS] = speculative
-    later = (
-        "retry" if speculative == 0 else "speculative" if retries == 0 else "retry_or_speculative"
-    )
+    kinds = [
+        kind
+        for kind, count in (("retry", retries), ("speculative", speculative), ("resend", resends))
+        if count
+    ]
+    later = kinds[0] if len(kinds) == 1 else "mixed"
     for number, host in enumerate(hosts, start=1):
         event: dict[str, Any] = {
             CASSANDRA_ATTEMPT_NUMBER: number,

@@ -20,12 +20,14 @@ column. Reads skip a row without the required columns (an old remnant of the bug
 written around the service) and log its id once, rather than failing a list or stream for every
 client; `GET` answers 404 for it, updates do not apply to it, and `DELETE` removes it.
 
-Only the reads are marked idempotent. The conditional writes are not, although sending the insert or
-the delete twice would do no harm (a new id only meets its own first attempt, which `_insert_new`
-recognises; a second delete finds nothing): the driver speculates idempotent statements (a second
-copy to another replica after `CASSANDRA_SPECULATIVE_DELAY_MS`), and two Paxos rounds on one
-partition only contend with each other, at four round trips each. The conditional update could also
-report a misleading `[applied]` on a retry. Writes commit at the service's consistency
+The reads are marked idempotent, and so are the insert and the delete: sending either twice does no
+harm (a new id only meets its own first attempt, which `_insert_new` recognises; a second delete
+finds nothing). That is what lets the driver send them again on another node when the first node
+dies with the write in flight (the retry policy), or stays silent (speculative execution): on a
+cluster, a lost or frozen coordinator then costs no write (`tests/cluster`). Writes speculate only
+after `CASSANDRA_SPECULATIVE_WRITE_DELAY_MS` (1 s by default, against 50 ms for reads), so two Paxos
+rounds of one write do not contend while the first coordinator is merely slow. The conditional
+update is not marked: a retry could report a misleading `[applied]`. Writes commit at the service's consistency
 (`CASSANDRA_CONSISTENCY`, LOCAL_QUORUM by default) and check their condition at its serial one.
 
 No call passes a timeout: the session bounds each query by the caller's time budget
@@ -244,12 +246,12 @@ class UserRepository:
     @classmethod
     async def prepare(cls, session: AsyncSession) -> UserRepository:
         """Prepare every statement on `session`; run once per connection."""
-        # (name, CQL, idempotent): the conditional writes are not marked (module docs).
+        # (name, CQL, idempotent): the conditional update is not marked (module docs).
         specs = (
-            ("insert_if_not_exists", _INSERT_IF_NOT_EXISTS, False),
+            ("insert_if_not_exists", _INSERT_IF_NOT_EXISTS, True),
             ("select_by_id", SELECT_USER_BY_ID, True),
             ("update_if_exists", _UPDATE_IF_EXISTS, False),
-            ("delete_if_exists", _DELETE_IF_EXISTS, False),
+            ("delete_if_exists", _DELETE_IF_EXISTS, True),
             ("select_all", _SELECT_ALL, True),
             ("select_min_age", _SELECT_MIN_AGE, True),
             ("select_all_limited", _SELECT_ALL_LIMITED, True),

@@ -91,3 +91,22 @@ async def test_prepare_without_blocking_builds_the_drivers_prepared_statement(
     row = (await aio_session.execute(prepared, (1, 7))).one()
     assert row is not None
     assert row[0] == "v7"
+
+
+async def test_retry_count_is_the_drivers_count_of_retries(
+    aio_session: AsyncSession, small_table: str
+) -> None:
+    result = await aio_session.execute("SELECT c FROM small WHERE k = 2")
+    assert _driver.retry_count(result.response_future) == 0
+    assert "_query_retries" in vars(type(result.response_future))  # the field the count reads
+
+
+async def test_speculative_plan_is_the_plan_the_policy_made(
+    aio_session: AsyncSession, small_table: str
+) -> None:
+    statement = SimpleStatement("SELECT c FROM small WHERE k = 2", is_idempotent=True)
+    future = aio_session.driver_session.execute_async(statement, timeout=5.0)
+    await _answer(aio_session, future)
+    # The default profile speculates nothing: the driver's own no-op plan, still in its field.
+    assert _driver.speculative_plan(future) is not None
+    assert "_spec_execution_plan" in vars(type(future))

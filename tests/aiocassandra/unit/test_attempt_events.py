@@ -10,8 +10,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from cqlstar.aiocassandra._driver import retry_count
 from cqlstar.aiocassandra.cql import summarize
-from cqlstar.aiocassandra.telemetry import QueryTelemetry, retries_of
+from cqlstar.aiocassandra.telemetry import QueryTelemetry
 
 
 @dataclass
@@ -33,6 +34,7 @@ class _Future:
 
     attempted_hosts: list[_Host]
     _query_retries: int = 0
+    _spec_execution_plan: Any = None
     message: Any = None
     coordinator_host: Any = None
     _current_host: Any = field(default=None)
@@ -74,8 +76,13 @@ def test_one_attempt_adds_no_event() -> None:
     assert span.attributes["server.address"] == "127.0.0.2"
 
 
+class _Plan:
+    def __init__(self, fired: int) -> None:
+        self.fired = fired
+
+
 def test_speculative_attempts_name_each_host() -> None:
-    span = _finished(_Future([_host(2), _host(3), _host(4)]))
+    span = _finished(_Future([_host(2), _host(3), _host(4)], _spec_execution_plan=_Plan(2)))
     assert _attempts(span) == [
         (1, "initial", "127.0.0.2"),
         (2, "speculative", "127.0.0.3"),
@@ -92,13 +99,21 @@ def test_retries_are_told_apart_from_speculation() -> None:
     assert span.attributes["cassandra.speculative_executions"] == 0
 
 
-def test_both_in_one_request_are_reported_as_such() -> None:
-    span = _finished(_Future([_host(2), _host(3), _host(4)], _query_retries=1))
-    assert [kind for _, kind, _ in _attempts(span)] == [
-        "initial",
-        "retry_or_speculative",
-        "retry_or_speculative",
-    ]
+def test_a_resend_after_a_reprepare_is_neither() -> None:
+    span = _finished(_Future([_host(4), _host(4)]))
+    assert _attempts(span) == [(1, "initial", "127.0.0.4"), (2, "resend", "127.0.0.4")]
+    assert span.attributes["cassandra.retries"] == 0
+    assert span.attributes["cassandra.speculative_executions"] == 0
+
+
+def test_several_kinds_in_one_request_are_reported_as_mixed() -> None:
+    future = _Future(
+        [_host(2), _host(3), _host(4)], _query_retries=1, _spec_execution_plan=_Plan(1)
+    )
+    span = _finished(future)
+    assert [kind for _, kind, _ in _attempts(span)] == ["initial", "mixed", "mixed"]
+    assert span.attributes["cassandra.retries"] == 1
+    assert span.attributes["cassandra.speculative_executions"] == 1
 
 
 def test_pages_are_not_broken_down() -> None:
@@ -110,4 +125,4 @@ def test_the_driver_still_counts_retries_where_the_layer_reads_them() -> None:
     # The fence around the one private driver attribute the telemetry reads: if a driver upgrade
     # renames it, this fails instead of spans silently reporting zero retries.
     assert ResponseFuture._query_retries == 0
-    assert retries_of(_Future([_host(2)], _query_retries=2)) == 2
+    assert retry_count(_Future([_host(2)], _query_retries=2)) == 2

@@ -43,3 +43,14 @@ def test_bound_statements_are_judged_by_their_prepared_text() -> None:
 def test_nonsense_is_refused(read: float | None, write: float | None, attempts: int) -> None:
     with pytest.raises(ValueError, match="speculative"):
         ReadWriteSpeculativeExecutionPolicy(read, write, attempts)
+
+
+def test_plans_count_the_speculative_attempts_they_started() -> None:
+    plan = ReadWriteSpeculativeExecutionPolicy(0.05, None, 2).new_plan(
+        "ks", SimpleStatement("SELECT 1")
+    )
+    assert plan.next_execution(None) == 0.05  # the first send: nothing speculative yet
+    assert plan.fired == 0
+    plan.next_execution(None)  # the timer fired once
+    plan.next_execution(None)  # and again
+    assert plan.fired == 2
