@@ -12,6 +12,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -172,7 +173,8 @@ def test_4_two_nodes_down_answers_503_and_recovers_by_itself(
 ) -> None:
     base = cluster_app.base_url
     # A clean stop: the survivor hears at once that its peers left, as after a node's shutdown.
-    localcluster.stop([2, 3])
+    with ThreadPoolExecutor(2) as pool:  # side by side: each drains before it exits
+        list(pool.map(lambda n: localcluster.stop([n]), (2, 3)))
     try:
         _eventually(
             lambda: httpx.get(f"{base}/users/{seeded[0]}", timeout=10).status_code == 503,
@@ -234,13 +236,21 @@ def test_5_an_update_racing_a_delete_never_resurrects_the_user(
                 return status
         return status
 
-    async def race(client: httpx.AsyncClient, n: int) -> tuple[str, list[int], int]:
+    async def create(client: httpx.AsyncClient, n: int) -> str:
+        # One at a time, before any race, and sent again under the same Idempotency-Key if its
+        # outcome is unknown (504): the race is what this test is about.
+        body = {"name": f"Race {n}", "email": f"race{n}@example.com", "age": 30}
+        headers = {"Idempotency-Key": uuid.uuid4().hex}
+        for _ in range(3):
+            created = await client.post("/users", json=body, headers=headers)
+            if created.status_code != 504:
+                break
+        assert created.status_code == 201, created.text
+        user_id: str = created.json()["id"]
+        return user_id
+
+    async def race(client: httpx.AsyncClient, n: int, user_id: str) -> tuple[str, list[int], int]:
         async with at_once:
-            created = await client.post(
-                "/users", json={"name": f"Race {n}", "email": f"race{n}@example.com", "age": 30}
-            )
-            assert created.status_code == 201
-            user_id = created.json()["id"]
             patches = [
                 client.patch(f"/users/{user_id}", json={"name": f"Racer {n}.{k}", "age": 31 + k})
                 for k in range(3)
@@ -251,7 +261,8 @@ def test_5_an_update_racing_a_delete_never_resurrects_the_user(
 
     async def run() -> list[tuple[str, list[int], int]]:
         async with httpx.AsyncClient(base_url=cluster_app.base_url, timeout=30) as client:
-            return await asyncio.gather(*(race(client, n) for n in range(rounds)))
+            ids = [await create(client, n) for n in range(rounds)]
+            return await asyncio.gather(*(race(client, n, ids[n]) for n in range(rounds)))
 
     outcomes = asyncio.run(run())
     statement = driver.prepare("SELECT * FROM users WHERE id = ?")
