@@ -62,7 +62,10 @@ START_TIMEOUT_S = float(os.environ.get("CQLSTAR_CLUSTER_START_TIMEOUT", "300"))
 # Server-side timeouts a little above Cassandra's defaults (read 5 s, write 2 s, Paxos contention
 # 1 s): three JVMs share two cores with the service and the load, and a write that times out only
 # because the machine was busy says nothing about the cluster. The client's own budget (the
-# driver's 10 s) still bounds every request.
+# driver's 10 s) still bounds every request. For the same reason the failure detector is made less
+# jumpy (phi 12 instead of 8): a node starved of CPU for a few seconds is not declared dead, which
+# would make its peers refuse quorum requests. A killed node is still convicted within seconds, and
+# a stopped one announces its own shutdown.
 _CLUSTER_YAML = """\
 auto_bootstrap: false
 hinted_handoff_enabled: true
@@ -70,6 +73,7 @@ max_hint_window: 3h
 read_request_timeout: 5000ms
 write_request_timeout: 5000ms
 cas_contention_timeout: 3000ms
+phi_convict_threshold: 12
 """
 
 _CLUSTER_JVM_FLAGS = (

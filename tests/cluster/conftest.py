@@ -49,6 +49,8 @@ def local_cluster() -> Iterator[None]:
         localcluster.thaw(number)
     if started_here:
         localcluster.stop()
+    else:  # leave it as it was found: whole (the last test leaves a node dead)
+        localcluster.start()
 
 
 @pytest.fixture

@@ -110,16 +110,20 @@ def test_1_a_node_killed_under_load_fails_no_request(
 
 
 def _pending_hints(session: Any, host_id: uuid.UUID) -> int:
-    """Hint files that the nodes the driver can reach hold for `host_id` (pending_hints is per node)."""
+    """Hint files that the other nodes hold for `host_id` (pending_hints is per node); -1 when a
+    node could not be asked."""
     total = 0
     for host in session.cluster.metadata.all_hosts():
-        if not host.is_up or host.host_id == host_id:
+        if host.host_id == host_id:
             continue
-        rows = session.execute(
-            SimpleStatement("SELECT host_id, files FROM system_views.pending_hints"),
-            host=host,
-            timeout=10,
-        )
+        try:
+            rows = session.execute(
+                SimpleStatement("SELECT host_id, files FROM system_views.pending_hints"),
+                host=host,
+                timeout=10,
+            )
+        except Exception:
+            return -1
         total += sum(row.files or 0 for row in rows if row.host_id == host_id)
     return total
 

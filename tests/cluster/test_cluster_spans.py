@@ -53,7 +53,8 @@ async def keyspace(whole_cluster: None) -> AsyncIterator[str]:
             )
         )
     yield name
-    localcluster.start()  # the retry case leaves node 3 dead
+    # The retry case leaves node 3 dead: the two others drop the keyspace (the next test that
+    # needs the whole cluster restarts it).
     async with AsyncCluster(localcluster.ADDRESSES) as cluster:
         await (await cluster.connect()).execute(f"DROP KEYSPACE IF EXISTS {name}", timeout=60)
 
