@@ -141,27 +141,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                     "digits or underscores"
                 )
             values["cassandra_keyspace"] = keyspace
-        if replication := env.get("CASSANDRA_REPLICATION", "").strip():
-            values["cassandra_replication"] = parse_replication(replication)
-        if consistency := env.get("CASSANDRA_CONSISTENCY", "").strip():
-            if consistency.upper() not in CONSISTENCY_LEVELS:
-                raise SettingsError(
-                    f"CASSANDRA_CONSISTENCY={consistency!r}: expected one of "
-                    f"{', '.join(sorted(CONSISTENCY_LEVELS))}"
-                )
-            values["cassandra_consistency"] = consistency.upper()
-        if delay := env.get("CASSANDRA_SPECULATIVE_DELAY_MS", "").strip():
-            values["cassandra_speculative_delay_ms"] = _speculative_delay(
-                "CASSANDRA_SPECULATIVE_DELAY_MS", delay
-            )
-        if write_delay := env.get("CASSANDRA_SPECULATIVE_WRITE_DELAY_MS", "").strip():
-            values["cassandra_speculative_write_delay_ms"] = _speculative_delay(
-                "CASSANDRA_SPECULATIVE_WRITE_DELAY_MS", write_delay
-            )
-        if attempts := env.get("CASSANDRA_SPECULATIVE_ATTEMPTS", "").strip():
-            if not attempts.isdigit() or not 1 <= int(attempts) <= 5:
-                raise SettingsError(f"CASSANDRA_SPECULATIVE_ATTEMPTS={attempts!r}: expected 1 to 5")
-            values["cassandra_speculative_attempts"] = int(attempts)
+        values.update(_replication_and_consistency(env))
         for name in ("CASSANDRA_LOCAL_DC", "CASSANDRA_USERNAME", "CASSANDRA_PASSWORD"):
             if value := env.get(name):
                 values[name.lower()] = value
@@ -234,6 +214,33 @@ def _speculative_delay(name: str, raw: str) -> float | None:
     if not 0 < delay <= 60_000:
         raise SettingsError(f"{name}={raw!r}: expected milliseconds (0 < ms <= 60000) or off")
     return delay
+
+
+def _replication_and_consistency(env: Mapping[str, str]) -> dict[str, object]:
+    """`CASSANDRA_REPLICATION`, `CASSANDRA_CONSISTENCY` and the speculative execution variables."""
+    values: dict[str, object] = {}
+    if replication := env.get("CASSANDRA_REPLICATION", "").strip():
+        values["cassandra_replication"] = parse_replication(replication)
+    if consistency := env.get("CASSANDRA_CONSISTENCY", "").strip():
+        if consistency.upper() not in CONSISTENCY_LEVELS:
+            raise SettingsError(
+                f"CASSANDRA_CONSISTENCY={consistency!r}: expected one of "
+                f"{', '.join(sorted(CONSISTENCY_LEVELS))}"
+            )
+        values["cassandra_consistency"] = consistency.upper()
+    if delay := env.get("CASSANDRA_SPECULATIVE_DELAY_MS", "").strip():
+        values["cassandra_speculative_delay_ms"] = _speculative_delay(
+            "CASSANDRA_SPECULATIVE_DELAY_MS", delay
+        )
+    if write_delay := env.get("CASSANDRA_SPECULATIVE_WRITE_DELAY_MS", "").strip():
+        values["cassandra_speculative_write_delay_ms"] = _speculative_delay(
+            "CASSANDRA_SPECULATIVE_WRITE_DELAY_MS", write_delay
+        )
+    if attempts := env.get("CASSANDRA_SPECULATIVE_ATTEMPTS", "").strip():
+        if not attempts.isdigit() or not 1 <= int(attempts) <= 5:
+            raise SettingsError(f"CASSANDRA_SPECULATIVE_ATTEMPTS={attempts!r}: expected 1 to 5")
+        values["cassandra_speculative_attempts"] = int(attempts)
+    return values
 
 
 def _shared_state_and_limits(env: Mapping[str, str]) -> dict[str, object]:
