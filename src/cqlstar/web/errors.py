@@ -23,6 +23,7 @@ from cassandra import (
     WriteTimeout,
 )
 from cassandra.cluster import NoHostAvailable
+from cassandra.connection import ConnectionException
 from cassandra.protocol import ErrorMessage
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, SerializationException, ValidationException
@@ -160,6 +161,9 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     BudgetExceeded: _timed_out,
     InvalidRequest: _invalid_request,
     ErrorMessage: _server_error,
+    # The node went away with the request in flight (and the statement was not one the driver may
+    # send again): the outcome is unknown, as after a timeout.
+    ConnectionException: _timed_out,
     UnicodeDecodeError: _undecodable_body,
     Exception: _unexpected,
 }

@@ -1,4 +1,4 @@
-"""A conditional write whose outcome Cassandra cannot tell (CAS_WRITE_UNKNOWN) answers 504, not 500."""
+"""Outcomes Cassandra cannot tell (CAS_WRITE_UNKNOWN, a connection lost mid-request) answer 504, not 500."""
 
 from __future__ import annotations
 
@@ -29,6 +29,14 @@ def test_cas_write_unknown_is_a_gateway_timeout() -> None:
         0x1700, "CAS operation result is unknown - proposal accepted by 1 but not a quorum.", None
     )
     response = _answer(error)
+    assert response.status_code == 504
+    assert response.json() == {"detail": "Gateway Timeout"}
+
+
+def test_a_connection_lost_mid_request_is_a_gateway_timeout() -> None:
+    from cassandra.connection import ConnectionShutdown
+
+    response = _answer(ConnectionShutdown("[Errno 104] Connection reset by peer"))
     assert response.status_code == 504
     assert response.json() == {"detail": "Gateway Timeout"}
 
