@@ -18,7 +18,11 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 1
 fi
 echo "[image] installing ${missing[*]}" >&2
-apt-get update
 # Without recommends: podman's (buildah, fuse-overlayfs, slirp4netns...) serve rootless use and
 # container networks, neither of which the test uses; crun is never pulled in because runc is named.
-DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${packages[@]}"
+install() {
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${packages[@]}"
+}
+# .ci/run has just refreshed the package lists; a machine whose lists are missing or stale gets
+# one `apt-get update`, then the install again.
+install || { apt-get update -qq && install; }
