@@ -18,13 +18,15 @@ the `receive` of every request while its body is incomplete:
   traced as a 4xx (where the client is gone the answer is simply not delivered).
 
 Once the body is complete, `receive` passes through untouched (streams use it to learn that their
-client left).
+client left); requests that announce no body (no Content-Length above 0, no Transfer-Encoding) are
+not watched at all.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterable
 
 from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException
@@ -58,7 +60,8 @@ class RequestBodyMiddleware:
         self.timeout_s = timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != ScopeType.HTTP:
+        if scope["type"] != ScopeType.HTTP or not _announces_body(scope["headers"]):
+            # No body to wait for (most GETs): `receive` stays the server's own.
             await self.app(scope, receive, send)
             return
         deadline = time.monotonic() + self.timeout_s
@@ -80,6 +83,16 @@ class RequestBodyMiddleware:
             return message
 
         await self.app(scope, receive_body, send)
+
+
+def _announces_body(headers: Iterable[tuple[bytes, bytes]]) -> bool:
+    """Whether the request says a body follows: a non-zero Content-Length, or any Transfer-Encoding."""
+    for name, value in headers:
+        if name == b"content-length":
+            return value.strip() != b"0"
+        if name == b"transfer-encoding":
+            return True
+    return False
 
 
 def _loop_time(monotonic_deadline: float) -> float:
