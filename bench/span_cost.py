@@ -1,6 +1,6 @@
 """What tracing alone costs per request: the service's own instrumentation, without HTTP or Cassandra.
 
-    uv run python -m bench.span_cost                 # off, recorded, exported; 30,000 requests each
+    uv run python -m bench.span_cost                 # every configuration, 30,000 requests each
     uv run python -m bench.span_cost --requests 100000
 
 A `get_user` request makes two spans: the SERVER span of `cqlstar.telemetry.http` and the CLIENT
@@ -8,11 +8,15 @@ span of `cqlstar.aiocassandra`. Here the real middleware wraps an ASGI app that 
 handler does to tracing (a query span started and ended with an answer's attributes) and sends an
 empty 200, so the CPU per request is the instrumentation's and nothing else's:
 
-- `off`: `OTEL_SDK_DISABLED=true`, the baseline (the middleware still runs, as in the service);
-- `recorded`: the default, spans recorded for `/metrics` and not exported;
-- `exported`: spans also encoded and queued for OTLP export (to an endpoint nothing listens on, with
-  a queue too large to fill and a schedule too long to fire, so the export thread never runs and
-  only the request's own share is counted).
+- `off`: `OTEL_SDK_DISABLED=true`, the baseline (the middleware and the metrics still run, as in
+  the service);
+- `default`: no exporter configured, so no spans are made at all (the `just serve` default);
+- `exported_10pct`: spans for 10% of traces (`parentbased_traceidratio`, 0.1), encoded and queued
+  for OTLP export;
+- `exported`: every trace's spans encoded and queued for export.
+
+Export goes to an endpoint nothing listens on, with a queue too large to fill and a schedule too
+long to fire, so the export thread never runs and only the request's own share is counted.
 
 Each configuration runs in its own process (the SDK reads its variables once); the figure is the
 event-loop thread's CPU time per request after a warm-up. In the whole service the same code costs
@@ -33,15 +37,21 @@ import uuid
 from types import SimpleNamespace
 from typing import Any
 
+_QUIET_EXPORT = {
+    "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9",
+    "OTEL_BSP_MAX_QUEUE_SIZE": "100000000",
+    "OTEL_BSP_SCHEDULE_DELAY": "100000000",
+    "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "100000000",
+}
 CONFIGURATIONS: dict[str, dict[str, str]] = {
     "off": {"OTEL_SDK_DISABLED": "true"},
-    "recorded": {},
-    "exported": {
-        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9",
-        "OTEL_BSP_MAX_QUEUE_SIZE": "100000000",
-        "OTEL_BSP_SCHEDULE_DELAY": "100000000",
-        "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "100000000",
+    "default": {},
+    "exported_10pct": {
+        **_QUIET_EXPORT,
+        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+        "OTEL_TRACES_SAMPLER_ARG": "0.1",
     },
+    "exported": _QUIET_EXPORT,
 }
 WARM_UP_REQUESTS = 3_000
 _OTEL_PREFIX = "OTEL_"
@@ -57,7 +67,7 @@ async def _measure(requests: int) -> dict[str, Any]:
     from cqlstar.telemetry.setup import setup_telemetry
 
     telemetry = setup_telemetry()
-    queries = QueryTelemetry()
+    queries = QueryTelemetry(listener=telemetry.metrics.query_ended)
     summary = summarize("SELECT name FROM users WHERE id = ?")
     statement = SimpleNamespace(is_idempotent=True)
     # What the query span reads from a driver ResponseFuture once the answer is in.
@@ -72,14 +82,16 @@ async def _measure(requests: int) -> dict[str, Any]:
     )
 
     async def handler(scope: Any, receive: Any, send: Any) -> None:
-        span = queries.start(summary, "cqlstar", statement)
-        if span is not None:
-            queries.succeed(span, answered, 1)
+        query = queries.start(summary, "cqlstar", statement)
+        if query is not None:
+            queries.succeed(query, answered, 1)
         scope["path_template"] = "/users/{user_id}"
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"{}"})
 
-    middleware = ServerSpanMiddleware(handler, telemetry.tracer, tracing=telemetry.enabled)
+    middleware = ServerSpanMiddleware(
+        handler, telemetry.tracer, telemetry.metrics, tracing=telemetry.enabled
+    )
     request = {
         "type": "http",
         "method": "GET",
@@ -104,12 +116,18 @@ async def _measure(requests: int) -> dict[str, Any]:
         "us_per_request": (time.thread_time() - started) / requests * 1e6,
         "recording": telemetry.enabled,
         "exporting": telemetry.export_processor is not None,
-        "requests_counted": telemetry.span_metrics.figures().total_requests,
+        "requests_counted": telemetry.metrics.figures().total_requests,
+        "queries_counted": telemetry.metrics.figures().total_queries,
     }
 
 
-# What each configuration must turn on: (spans recorded, spans exported).
-EXPECTED = {"off": (False, False), "recorded": (True, False), "exported": (True, True)}
+# What each configuration must turn on: (spans made, spans exported).
+EXPECTED = {
+    "off": (False, False),
+    "default": (False, False),
+    "exported_10pct": (True, True),
+    "exported": (True, True),
+}
 
 
 def run_configuration(name: str, requests: int) -> float:
@@ -124,12 +142,13 @@ def run_configuration(name: str, requests: int) -> float:
     )
     result = json.loads(done.stdout.strip().splitlines()[-1])
     recording, exporting = EXPECTED[name]
-    counted = WARM_UP_REQUESTS + requests if recording else 0
-    if (result["recording"], result["exporting"], result["requests_counted"]) != (
-        recording,
-        exporting,
-        counted,
-    ):
+    counted = WARM_UP_REQUESTS + requests  # the metrics count every request, traced or not
+    if (
+        result["recording"],
+        result["exporting"],
+        result["requests_counted"],
+        result["queries_counted"],
+    ) != (recording, exporting, counted, counted):
         raise RuntimeError(f"configuration {name!r} did not trace as intended: {result}")
     return float(result["us_per_request"])
 

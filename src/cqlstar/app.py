@@ -34,7 +34,7 @@ from cqlstar.settings import Settings
 from cqlstar.system.controller import SystemController
 from cqlstar.system.health import CassandraCheck, DependencyCheck, RedisCheck
 from cqlstar.system.metrics import MetricsController
-from cqlstar.telemetry import TelemetryPlugin
+from cqlstar.telemetry import Telemetry, TelemetryPlugin
 from cqlstar.users import UserController, UserRepositoryHolder
 from cqlstar.users.streaming import StreamSlots
 from cqlstar.web.deadline import RequestBudgetMiddleware
@@ -61,12 +61,15 @@ def tune_garbage_collector() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
-def create_app(settings: Settings | None = None) -> Litestar:
+def create_app(settings: Settings | None = None, tracing: Telemetry | None = None) -> Litestar:
+    """The service's app; `tracing` defaults to the process's, from the `OTEL_*` variables."""
     settings = settings or Settings.from_env()
-    telemetry = TelemetryPlugin(log_level=settings.log_level)
+    telemetry = TelemetryPlugin(log_level=settings.log_level, telemetry=tracing)
     user_repository = UserRepositoryHolder()
     connection = CassandraConnection(
-        settings, on_connect=[prepare_diagnostics, user_repository.prepare]
+        settings,
+        on_connect=[prepare_diagnostics, user_repository.prepare],
+        query_listener=telemetry.telemetry.metrics.query_ended,
     )
     redis = connect_redis(settings.redis_url) if settings.redis_url else None
     identity = build_identity(settings, redis)
@@ -115,6 +118,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             rate_limiter=rate_limiter,
             health_checks=tuple(health_checks),
             realtime=realtime,
+            telemetry=telemetry.telemetry,
         ).state(),
         lifespan=[cassandra_lifespan, identity.lifespan if identity else warn_auth_disabled],
         dependencies={

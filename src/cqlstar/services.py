@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from cqlstar.realtime.runtime import Realtime
     from cqlstar.settings import Settings
     from cqlstar.system.health import DependencyCheck
+    from cqlstar.telemetry import Telemetry
     from cqlstar.users.dependencies import UserRepositoryHolder
     from cqlstar.users.streaming import StreamSlots
 
@@ -53,6 +54,8 @@ class Services:
     realtime: Realtime | None = None
     # Refused credentials on HTTP, for GET /metrics (`cqlstar.telemetry.counters`).
     counters: ServiceCounters = field(default_factory=ServiceCounters)
+    # The tracer and the metrics every instrumentation point feeds (`GET /metrics` reads them).
+    telemetry: Telemetry
 
     def state(self) -> State:
         """The app's `State`, holding these services under the one key `of` reads."""

@@ -32,6 +32,7 @@ from .retry import IdempotencyAwareRetryPolicy
 from .rows import Row
 from .session import AsyncSession, SessionClosedError
 from .streaming import AsyncStreamingResultSet, StreamConfig
+from .telemetry import QueryListener
 
 __all__ = [
     "AsyncCluster",
@@ -40,6 +41,7 @@ __all__ = [
     "AsyncStreamingResultSet",
     "BudgetExceeded",
     "IdempotencyAwareRetryPolicy",
+    "QueryListener",
     "Row",
     "SessionClosedError",
     "StreamConfig",

@@ -46,7 +46,7 @@ from .retry import IdempotencyAwareRetryPolicy
 from .rows import row_factory
 from .session import AsyncSession, SessionClosedError
 from .speculation import ReadWriteSpeculativeExecutionPolicy
-from .telemetry import QueryTelemetry
+from .telemetry import QueryListener, QueryTelemetry
 
 try:  # the compiled reactor; absent only in a driver built without libev
     from cassandra.io.libevreactor import LibevConnection as _Reactor
@@ -84,6 +84,7 @@ class AsyncCluster:
         speculative_write_delay: float | None = None,
         speculative_attempts: int = 2,
         tracer_provider: TracerProvider | None = None,
+        query_listener: QueryListener | None = None,
     ) -> None:
         profile_options: dict[str, Any] = {}
         if consistency_level is not None:
@@ -124,7 +125,7 @@ class AsyncCluster:
             # driver's step-down on a ProtocolError. Set afterwards, it is only the starting point.
             self._cluster.protocol_version = _PREFERRED_PROTOCOL
         self._request_timeout = request_timeout
-        self._telemetry = QueryTelemetry(tracer_provider)
+        self._telemetry = QueryTelemetry(tracer_provider, query_listener)
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="aiocassandra-cluster"
         )

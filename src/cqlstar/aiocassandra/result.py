@@ -160,22 +160,22 @@ class AsyncResultSet:
         session = self._session
         response_future = self._response_future
         bridge = session._bridge_for(asyncio.get_running_loop())
-        span = session._telemetry.start_page(
+        query = session._telemetry.start_page(
             self._summary, session.keyspace, response_future.query, self._page_number + 1
         )
         try:
             rows = await fetch_next_page(response_future, bridge, self._timeout)
         except BaseException as exc:
             response_future.clear_callbacks()
-            if span is not None:
-                session._telemetry.fail(span, response_future, exc, attempts=False)
+            if query is not None:
+                session._telemetry.fail(query, response_future, exc, attempts=False)
             raise
         release_timer(response_future)
         self._rows = _as_rows(rows)
         self._index = 0
         self._page_number += 1
-        if span is not None:
-            session._telemetry.succeed(span, response_future, len(self._rows), attempts=False)
+        if query is not None:
+            session._telemetry.succeed(query, response_future, len(self._rows), attempts=False)
 
     def __repr__(self) -> str:
         return (

@@ -33,7 +33,6 @@ from cassandra.query import (
     PreparedStatement,
     SimpleStatement,
 )
-from opentelemetry.trace import Span
 
 from ._bridge import LoopBridge
 from ._driver import (
@@ -50,6 +49,7 @@ from .streaming import AsyncStreamingResultSet, StreamConfig
 
 if TYPE_CHECKING:
     from .cluster import AsyncCluster
+    from .telemetry import QueryTrace
 
 __all__ = ["AsyncSession", "SessionClosedError"]
 
@@ -190,14 +190,14 @@ class AsyncSession:
             statement, parameters = _with_options(statement, parameters, consistency, fetch_size)
         summary = _summary_of(statement)
         timeout = remaining(self._cluster.request_timeout if timeout is None else timeout)
-        span = self._telemetry.start(summary, self._session.keyspace, statement)
+        query = self._telemetry.start(summary, self._session.keyspace, statement)
         try:
             response_future = self._session.execute_async(
                 statement, parameters, timeout=timeout, paging_state=paging_state
             )
         except BaseException as exc:  # e.g. wrong number of bind values
-            if span is not None:
-                self._telemetry.fail(span, None, exc)
+            if query is not None:
+                self._telemetry.fail(query, None, exc)
             raise
         # The future first, then the callbacks: an answer already in is delivered at registration.
         fut = loop.create_future()
@@ -207,12 +207,12 @@ class AsyncSession:
             rows = await fut
         except BaseException as exc:
             response_future.clear_callbacks()
-            if span is not None:
-                self._telemetry.fail(span, response_future, exc)
+            if query is not None:
+                self._telemetry.fail(query, response_future, exc)
             raise
         release_timer(response_future)
-        if span is not None:
-            self._telemetry.succeed(span, response_future, _rows_in(rows))
+        if query is not None:
+            self._telemetry.succeed(query, response_future, _rows_in(rows))
         return AsyncResultSet(self, response_future, rows, summary, timeout)
 
     async def execute_batch(
@@ -267,7 +267,7 @@ class AsyncSession:
         page_timeout = timeout if timeout is not None else config.timeout
         statement, parameters = _with_options(statement, parameters, consistency, config.fetch_size)
         summary = _summary_of(statement)
-        response_future, rows, span = await self._first_page(
+        response_future, rows, query = await self._first_page(
             statement,
             parameters,
             timeout=page_timeout,
@@ -283,7 +283,7 @@ class AsyncSession:
                 config=config,
                 page_timeout=page_timeout,
                 bridge=self._bridge_for(asyncio.get_running_loop()),
-                span=span,
+                query=query,
             )
         except BaseException:
             response_future.clear_callbacks()
@@ -301,13 +301,13 @@ class AsyncSession:
         paging_state: bytes | None,
         keep_span: bool,
         summary: CqlSummary,
-    ) -> tuple[Any, Any, Span | None]:
+    ) -> tuple[Any, Any, QueryTrace | None]:
         """Send a request and await its first answer; the non-hot-path twin of `execute`."""
         timeout = remaining(self._cluster.request_timeout if timeout is None else timeout)
         loop = asyncio.get_running_loop()
         bridge = self._bridge_for(loop)
         batch_size = statement.size if type(statement) is _SummarizedBatch else None
-        span = self._telemetry.start(
+        query = self._telemetry.start(
             summary, self._session.keyspace, statement, batch_size=batch_size
         )
         response_future = None
@@ -321,13 +321,13 @@ class AsyncSession:
         except BaseException as exc:
             if response_future is not None:
                 response_future.clear_callbacks()
-            if span is not None:
-                self._telemetry.fail(span, response_future, exc)
+            if query is not None:
+                self._telemetry.fail(query, response_future, exc)
             raise
         release_timer(response_future)
-        if span is not None and not keep_span:
-            self._telemetry.succeed(span, response_future, _rows_in(rows))
-        return response_future, rows, span
+        if query is not None and not keep_span:
+            self._telemetry.succeed(query, response_future, _rows_in(rows))
+        return response_future, rows, query
 
     # Prepared statements ----------------------------------------------------------------------
 
@@ -369,7 +369,7 @@ class AsyncSession:
         cluster = self._session.cluster
         summary = summarize(cql)
         target = summary.target(self._session.keyspace)
-        span = self._telemetry.start(
+        query = self._telemetry.start(
             summary,
             self._session.keyspace,
             None,
@@ -385,14 +385,14 @@ class AsyncSession:
             prepared = prepared_statement_from(response, cql, cluster)
         except BaseException as exc:
             response_future.clear_callbacks()
-            if span is not None:
-                self._telemetry.fail(span, response_future, exc)
+            if query is not None:
+                self._telemetry.fail(query, response_future, exc)
             raise
         prepared.custom_payload = response_future.custom_payload
         # Registered with the cluster so the driver can re-prepare it on a node that forgot it.
         cluster.add_prepared(response.query_id, prepared)
-        if span is not None:
-            self._telemetry.succeed(span, response_future, None)
+        if query is not None:
+            self._telemetry.succeed(query, response_future, None)
         if cluster.prepare_on_all_hosts:
             await self._prepare_on_other_hosts(cql, attempted_host(response_future))
         return prepared

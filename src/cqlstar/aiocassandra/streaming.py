@@ -37,8 +37,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from opentelemetry.trace import Span
-
 from ._driver import paging_state, release_timer
 from .result import fetch_next_page
 from .rows import Row
@@ -46,6 +44,7 @@ from .rows import Row
 if TYPE_CHECKING:
     from ._bridge import LoopBridge
     from .session import AsyncSession
+    from .telemetry import QueryTrace
 
 __all__ = ["AsyncStreamingResultSet", "StreamConfig"]
 
@@ -105,14 +104,14 @@ class AsyncStreamingResultSet:
         config: StreamConfig,
         page_timeout: float | None,
         bridge: LoopBridge,
-        span: Span | None,
+        query: QueryTrace | None,
     ) -> None:
         self._session = session
         self._response_future = response_future
         self._config = config
         self._page_timeout = page_timeout
         self._bridge = bridge
-        self._span = span
+        self._query = query
         self._rows: list[Row] = []
         self._index = 0
         self._page_number = 0
@@ -223,8 +222,8 @@ class AsyncStreamingResultSet:
             self._next = fetch_next_page(response_future, self._bridge, self._page_timeout)
         if not page:
             return
-        if self._span is not None:
-            self._session._telemetry.page(self._span, self._page_number, len(page))
+        if self._query is not None:
+            self._session._telemetry.page(self._query, self._page_number, len(page))
         callback = self._config.page_callback
         if callback is not None:
             try:
@@ -259,16 +258,16 @@ class AsyncStreamingResultSet:
         # loop; the driver still completes (or times out) the request itself.
         self._response_future.clear_callbacks()
         self._session._forget_stream(self)
-        span = self._span
-        if span is not None:
-            self._span = None
+        query = self._query
+        if query is not None:
+            self._query = None
             telemetry = self._session._telemetry
             if cancelled:
-                span.add_event("cassandra.stream.cancelled")
+                telemetry.event(query, "cassandra.stream.cancelled")
             if exc is None:
-                telemetry.succeed(span, self._response_future, self._total_rows, attempts=False)
+                telemetry.succeed(query, self._response_future, self._total_rows, attempts=False)
             else:
-                telemetry.fail(span, self._response_future, exc, attempts=False)
+                telemetry.fail(query, self._response_future, exc, attempts=False)
 
     async def __aenter__(self) -> AsyncStreamingResultSet:
         return self

@@ -39,6 +39,8 @@ task's context, never on the driver's I/O thread.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 from cassandra import ConsistencyLevel
@@ -48,7 +50,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvid
 from ._driver import attempted_host, retry_count, speculative_plan
 from .cql import CqlSummary
 
-__all__ = ["QueryTelemetry"]
+__all__ = ["QueryListener", "QueryTelemetry", "QueryTrace"]
 
 INSTRUMENTATION_NAME = "cqlstar.aiocassandra"
 
@@ -87,18 +89,39 @@ _CONSISTENCY_NAMES: dict[int, str] = {
 _MAX_CACHED_START_ATTRIBUTES = 1024
 
 
+# Told of every query the layer finishes, whether or not it is traced: (operation, table or "",
+# duration in nanoseconds, failed). It runs on the event loop, inside the query's await, so it must
+# be quick.
+QueryListener = Callable[[str, str, int, bool], None]
+
+
+class QueryTrace:
+    """One query in flight: its span when one is recorded, and when it started (for the listener)."""
+
+    __slots__ = ("operation", "span", "started_ns", "table")
+
+    def __init__(self, span: Span | None, operation: str, table: str) -> None:
+        self.span = span
+        self.operation = operation
+        self.table = table
+        self.started_ns = time.perf_counter_ns()
+
+
 class QueryTelemetry:
-    """Starts and ends the layer's spans; one instance per cluster."""
+    """Starts and ends the layer's spans and tells the query listener; one instance per cluster."""
 
-    __slots__ = ("_start_attributes", "_tracer")
+    __slots__ = ("_listener", "_start_attributes", "_tracer")
 
-    def __init__(self, tracer_provider: TracerProvider | None = None) -> None:
+    def __init__(
+        self, tracer_provider: TracerProvider | None = None, listener: QueryListener | None = None
+    ) -> None:
         # Without an explicit provider this is the API's ProxyTracer (unless the application set
         # its provider first), which forwards to whatever provider the application sets later.
         if tracer_provider is None:
             self._tracer = trace.get_tracer(INSTRUMENTATION_NAME)
         else:
             self._tracer = tracer_provider.get_tracer(INSTRUMENTATION_NAME)
+        self._listener = listener
         # (summary id, session keyspace, idempotent, operation, name, batch size) -> (the summary,
         # pinned so its id stays its own, and the span's start attributes). A statement's
         # attributes are the same on every execution: built once, handed to every span (the SDK
@@ -114,8 +137,9 @@ class QueryTelemetry:
         operation: str | None = None,
         name: str | None = None,
         batch_size: int | None = None,
-    ) -> Span | None:
-        """A recording span for this statement in the current context, or None if not sampled.
+    ) -> QueryTrace | None:
+        """The query's trace in the current context: None when neither a recording span nor the
+        listener wants it, so an untraced, unobserved query costs one cached look-up.
 
         `statement` is what the driver executes (a str, a Statement, or None for a PREPARE).
         """
@@ -138,27 +162,41 @@ class QueryTelemetry:
                 self._start_attributes.clear()
             self._start_attributes[key] = cached = (summary, attributes)
         # Given at creation, in one dict: samplers see them, and the SDK validates them in one pass.
-        span = self._tracer.start_span(name, kind=SpanKind.CLIENT, attributes=cached[1])
-        return span if span.is_recording() else None
+        span: Span | None = self._tracer.start_span(
+            name, kind=SpanKind.CLIENT, attributes=cached[1]
+        )
+        if span is not None and not span.is_recording():
+            span = None
+        if span is None and self._listener is None:
+            return None
+        attributes = cached[1]
+        return QueryTrace(
+            span, attributes[DB_OPERATION_NAME], attributes.get(DB_COLLECTION_NAME, "")
+        )
 
     def start_page(
         self, summary: CqlSummary, session_keyspace: str | None, statement: Any, page_number: int
-    ) -> Span | None:
-        """A span for fetching page `page_number` (2, 3, ...) of an `AsyncResultSet`."""
-        span = self.start(summary, session_keyspace, statement)
-        if span is not None:
-            span.set_attribute(CASSANDRA_PAGE_NUMBER, page_number)
-        return span
+    ) -> QueryTrace | None:
+        """A trace for fetching page `page_number` (2, 3, ...) of an `AsyncResultSet`."""
+        query = self.start(summary, session_keyspace, statement)
+        if query is not None and query.span is not None:
+            query.span.set_attribute(CASSANDRA_PAGE_NUMBER, page_number)
+        return query
 
-    @staticmethod
     def succeed(
-        span: Span, response_future: Any, rows: int | None, *, attempts: bool = True
+        self, query: QueryTrace, response_future: Any, rows: int | None, *, attempts: bool = True
     ) -> None:
         """Record what the answer says and end the span.
 
         `attempts`: whether `response_future` served this span's request alone, so that its hosts
         are this span's attempts (False for later pages and streams).
         """
+        if self._listener is not None:
+            duration_ns = time.perf_counter_ns() - query.started_ns
+            self._listener(query.operation, query.table, duration_ns, False)
+        span = query.span
+        if span is None:
+            return
         attributes = _response_attributes(response_future)
         if rows is not None:
             attributes[DB_RESPONSE_RETURNED_ROWS] = rows
@@ -167,11 +205,21 @@ class QueryTelemetry:
         span.set_attributes(attributes)
         span.end()
 
-    @staticmethod
     def fail(
-        span: Span, response_future: Any, exc: BaseException, *, attempts: bool = True
+        self,
+        query: QueryTrace,
+        response_future: Any,
+        exc: BaseException,
+        *,
+        attempts: bool = True,
     ) -> None:
         """Mark the span failed with the exception's class name and end it."""
+        if self._listener is not None:
+            duration_ns = time.perf_counter_ns() - query.started_ns
+            self._listener(query.operation, query.table, duration_ns, True)
+        span = query.span
+        if span is None:
+            return
         attributes = {} if response_future is None else _response_attributes(response_future)
         attributes[ERROR_TYPE] = type(exc).__name__
         if attempts and response_future is not None:
@@ -183,9 +231,16 @@ class QueryTelemetry:
         span.end()
 
     @staticmethod
-    def page(span: Span, page_number: int, rows: int) -> None:
+    def page(query: QueryTrace, page_number: int, rows: int) -> None:
         """A page of a stream reached the consumer."""
-        span.add_event(PAGE_EVENT, {CASSANDRA_PAGE_NUMBER: page_number, "rows": rows})
+        if query.span is not None:
+            query.span.add_event(PAGE_EVENT, {CASSANDRA_PAGE_NUMBER: page_number, "rows": rows})
+
+    @staticmethod
+    def event(query: QueryTrace, name: str) -> None:
+        """Something worth seeing in the trace happened to the query (a stream cancelled, ...)."""
+        if query.span is not None:
+            query.span.add_event(name)
 
 
 def _start_attributes(

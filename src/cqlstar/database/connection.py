@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from cassandra import ConsistencyLevel
 
-from cqlstar.aiocassandra import AsyncCluster, AsyncSession
+from cqlstar.aiocassandra import AsyncCluster, AsyncSession, QueryListener
 from cqlstar.database.schema import create_schema
 from cqlstar.settings import Settings
 
@@ -41,9 +41,17 @@ class CassandraUnavailable(Exception):
 
 
 class CassandraConnection:
-    def __init__(self, settings: Settings, on_connect: Sequence[OnConnect] = ()) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        on_connect: Sequence[OnConnect] = (),
+        *,
+        query_listener: QueryListener | None = None,
+    ) -> None:
         self.settings = settings
         self._on_connect = list(on_connect)
+        # Told of every query's duration and outcome (the service's metrics), traced or not.
+        self._query_listener = query_listener
         self._cluster: AsyncCluster | None = None
         self._session: AsyncSession | None = None
         self._task: asyncio.Task[None] | None = None
@@ -100,6 +108,7 @@ class CassandraConnection:
                 if s.cassandra_speculative_write_delay_ms is None
                 else s.cassandra_speculative_write_delay_ms / 1000,
                 speculative_attempts=s.cassandra_speculative_attempts,
+                query_listener=self._query_listener,
             )
             try:
                 session = await cluster.connect()

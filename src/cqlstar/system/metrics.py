@@ -1,7 +1,7 @@
-"""`GET /metrics`: this process's traffic figures, from its spans, plus the driver's connections.
+"""`GET /metrics`: this process's traffic figures plus the driver's connections.
 
-Everything except `cassandra_connections` comes from `cqlstar.telemetry.SpanMetrics`, i.e. from the
-same spans that are exported (see that module for what each figure counts). The figures are per
+Everything except `cassandra_connections` comes from `cqlstar.telemetry.ServiceMetrics`, fed by the
+same instrumentation points that make the spans (see that module for what each figure counts). The figures are per
 process: with several granian workers, each answers for itself.
 
 `cassandra_connections` is read from the driver when asked:
@@ -25,7 +25,7 @@ from cqlstar.identity import OPEN_ROUTE
 from cqlstar.realtime.metrics import WebSocketFigures
 from cqlstar.services import Services
 from cqlstar.system.prometheus import ServiceCollector, exposition_for, render
-from cqlstar.telemetry import SpanFigures, telemetry_from_state
+from cqlstar.telemetry import ServiceFigures
 
 
 class CassandraConnections(msgspec.Struct, frozen=True, kw_only=True):
@@ -33,7 +33,7 @@ class CassandraConnections(msgspec.Struct, frozen=True, kw_only=True):
     total: int
 
 
-class Metrics(SpanFigures, frozen=True, kw_only=True):
+class Metrics(ServiceFigures, frozen=True, kw_only=True):
     """The span figures plus the driver's connection counts."""
 
     cassandra_connections: CassandraConnections
@@ -80,7 +80,7 @@ class MetricsController(Controller):
     @get(
         "/metrics",
         operation_id="metrics",
-        summary="Request and query figures derived from this process's spans",
+        summary="Request and query figures of this process",
         cache=False,
     )
     async def metrics(
@@ -91,20 +91,21 @@ class MetricsController(Controller):
     ) -> Response[Metrics] | Response[bytes]:
         """Counts of requests and Cassandra queries, the query error count, the query rate and
         latency percentiles over the last minute, requests in flight, and the driver's open and busy
-        connections. Computed from the same spans that are exported; counters only grow.
+        connections. Every request and query counts, whatever the trace sampling; counters only
+        grow.
 
         With `Accept: text/plain` or `application/openmetrics-text` (what a Prometheus scraper
         sends): the Prometheus text exposition of the same figures, plus requests and durations by
         route, method and status, queries by operation and table, WebSocket connections and
         messages, broadcasts, rate limit rejections and authentication failures."""
-        span_metrics = telemetry_from_state(state).span_metrics
+        services = Services.of(state)
+        metrics = services.telemetry.metrics
         pools = cassandra_connections(connection)
         websocket = _websocket_figures(state)
         content_type = exposition_for(request.headers.get("accept", ""))
         if content_type is not None:
-            services = Services.of(state)
             collector = ServiceCollector(
-                span_metrics,
+                metrics,
                 (pools.total, pools.active),
                 services.rate_limiter,
                 services.counters,
@@ -113,7 +114,7 @@ class MetricsController(Controller):
             return Response(render(collector, content_type), media_type=content_type)
         return Response(
             Metrics(
-                **msgspec.structs.asdict(span_metrics.figures()),
+                **msgspec.structs.asdict(metrics.figures()),
                 cassandra_connections=pools,
                 websocket=websocket,
             )

@@ -1,7 +1,7 @@
 """`GET /metrics` in the Prometheus text exposition (and OpenMetrics), for a scraper.
 
-The figures are the JSON's, from the same sources, read at scrape time: the span processor
-(`cqlstar.telemetry.metrics.SpanMetrics`, which counts the very spans that are exported), the
+The figures are the JSON's, from the same sources, read at scrape time: the service's metrics
+(`cqlstar.telemetry.metrics.ServiceMetrics`, fed by the points that also make the spans), the
 driver's pools, the WebSocket API's counters (`cqlstar.realtime.metrics`), the rate limiter's counts
 and `Services.counters` (refused HTTP credentials). Nothing is
 counted twice or kept in a second registry that could drift; `prometheus_client` only renders.
@@ -47,7 +47,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from cqlstar.limits import RateLimiter
 from cqlstar.realtime.metrics import WebSocketFigures
 from cqlstar.telemetry.counters import ServiceCounters
-from cqlstar.telemetry.metrics import DURATION_BUCKETS_S, HistogramSeries, SpanMetrics
+from cqlstar.telemetry.metrics import DURATION_BUCKETS_S, HistogramSeries, ServiceMetrics
 
 TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
@@ -80,13 +80,13 @@ def _buckets(series: HistogramSeries) -> list[tuple[str, float]]:
 class ServiceCollector(Collector):
     def __init__(
         self,
-        span_metrics: SpanMetrics,
+        service_metrics: ServiceMetrics,
         connections: tuple[int, int],
         limiter: RateLimiter,
         counters: ServiceCounters,
         websocket: WebSocketFigures | None = None,
     ) -> None:
-        self.span_metrics = span_metrics
+        self.service_metrics = service_metrics
         self.connections = connections
         self.limiter = limiter
         self.counters = counters
@@ -98,7 +98,7 @@ class ServiceCollector(Collector):
         yield from self._service_events()
 
     def _http(self) -> Iterable[Metric]:
-        series = self.span_metrics.series()
+        series = self.service_metrics.series()
         labels = ["route", "method", "status"]
         requests = CounterMetricFamily(
             _PREFIX + "http_requests",
@@ -120,7 +120,7 @@ class ServiceCollector(Collector):
         return [requests, durations, in_flight]
 
     def _queries(self) -> Iterable[Metric]:
-        series = self.span_metrics.series()
+        series = self.service_metrics.series()
         labels = ["operation", "table"]
         queries = CounterMetricFamily(
             _PREFIX + "db_queries", "Cassandra queries (one CLIENT span each)", labels=labels
@@ -137,7 +137,7 @@ class ServiceCollector(Collector):
             queries.add_metric(list(key), histogram.count)
             errors.add_metric(list(key), histogram.errors)
             durations.add_metric(list(key), _buckets(histogram), histogram.sum_s)
-        figures = self.span_metrics.figures()
+        figures = self.service_metrics.figures()
         rate = GaugeMetricFamily(
             _PREFIX + "db_queries_per_second", "Cassandra queries per second over the last minute"
         )

@@ -1,4 +1,5 @@
-"""One HTTP SERVER span and one access-log line per request: a small pure-ASGI middleware.
+"""One HTTP SERVER span, the request's metrics and one access-log line per request: a small
+pure-ASGI middleware, the service's one instrumentation point per request.
 
 It wraps Litestar's whole ASGI handler, outside routing and exception handling, so requests that
 never reach a handler (unknown route 404, wrong method 405) get a span and a log line too, and the
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextvars import Token
 from typing import Any, cast
 
 from litestar.enums import ScopeType
@@ -35,6 +37,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, Status, StatusCode
 
 from cqlstar.telemetry.logs import log_fields
+from cqlstar.telemetry.metrics import ServiceMetrics
 
 access_log = logging.getLogger("cqlstar.access")
 
@@ -80,9 +83,12 @@ def _server_address(host: bytes | None, scope: Scope) -> tuple[str | None, int |
 class ServerSpanMiddleware:
     """ASGI middleware: a SERVER span and an access-log line for each HTTP request."""
 
-    def __init__(self, app: ASGIApp, tracer: trace.Tracer, *, tracing: bool = True) -> None:
+    def __init__(
+        self, app: ASGIApp, tracer: trace.Tracer, metrics: ServiceMetrics, *, tracing: bool = True
+    ) -> None:
         self.app = app
         self.tracer = tracer
+        self.metrics = metrics
         self.tracing = tracing
         # Header names the configured propagator reads (traceparent, tracestate, baggage by default).
         self._propagation_headers = frozenset(
@@ -94,15 +100,17 @@ class ServerSpanMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter_ns()
+        self.metrics.request_started()
         method: str = scope["method"]
         path = scope["path"]  # before routing, which rewrites it for mounted apps
         status = 0
-        span, parent = (
-            self._start_span(scope, method, path) if self.tracing else (INVALID_SPAN, None)
-        )
-        token = (
-            otel_context.attach(trace.set_span_in_context(span, parent)) if self.tracing else None
-        )
+        token: Token[Context] | None
+        if self.tracing:
+            span, parent = self._start_span(scope, method, path)
+            token = otel_context.attach(trace.set_span_in_context(span, parent))
+        else:
+            span = INVALID_SPAN
+            token = self._continue_callers_trace(scope)
 
         async def send_and_watch(message: Message) -> None:
             nonlocal status
@@ -127,11 +135,28 @@ class ServerSpanMiddleware:
             if span.is_recording():
                 _finish_span_attributes(span, method, route, status, error_type)
             span.end()
+            self.metrics.request_ended(
+                route,
+                method if method in _KNOWN_METHODS else "_OTHER",
+                status,
+                time.perf_counter_ns() - started,
+            )
             # Logged while the span is still current, so the line carries its trace and span ids.
             if access_log.isEnabledFor(logging.INFO):
                 _log_request(method, route, path, status, started)
             if token is not None:
                 otel_context.detach(token)
+
+    def _continue_callers_trace(self, scope: HTTPScope) -> Token[Context] | None:
+        """Without tracing, a caller's trace context still becomes the current one, so log lines
+        written for the request carry the caller's trace id; only requests that send one pay."""
+        carrier: dict[str, str] | None = None
+        for name, value in scope["headers"]:
+            if name in self._propagation_headers:
+                key, text = name.decode("latin-1"), value.decode("latin-1")
+                carrier = carrier or {}
+                carrier[key] = f"{carrier[key]},{text}" if key in carrier else text
+        return otel_context.attach(propagate.extract(carrier)) if carrier else None
 
     def _start_span(self, scope: HTTPScope, method: str, path: str) -> tuple[Span, Context | None]:
         carrier: dict[str, str] | None = None

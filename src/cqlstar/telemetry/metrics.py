@@ -1,25 +1,24 @@
-"""The figures `GET /metrics` reports, computed from finished spans.
+"""The figures `GET /metrics` reports, fed by the same instrumentation points as the spans.
 
-`SpanMetrics` is a span processor: every span the service records passes through `on_end`, so the
-figures come from the same spans that are exported, not from a second set of counters that could
-drift from them. Two kinds of span count:
+The service has one instrumentation point per request (`cqlstar.telemetry.http`, which also makes
+the SERVER span) and one per Cassandra query (the async layer's query telemetry, which also makes
+the CLIENT span and tells its query listener). Both feed `ServiceMetrics` directly, whether or not a
+span is recorded, so the figures count every request and query exactly, whatever the sampling, and
+cost a few additions when nothing is traced at all:
 
-- HTTP SERVER spans (one per request, made by `cqlstar.telemetry.http`): `total_requests`, and
-  `active_connections` = requests started and not yet finished (the span is open).
-- Cassandra CLIENT spans (one per query, made by `cqlstar.aiocassandra`, recognised by
-  `db.system.name = "cassandra"`): `total_queries`, `errors_count` (query spans whose status is
-  ERROR), `average_query_time_ms` (over the life of the process), `queries_per_second` and the
-  `query_performance` percentiles (over the last `WINDOW_S` seconds).
+- requests: `total_requests`, and `active_connections` = requests started and not yet finished;
+- queries: `total_queries`, `errors_count` (queries that failed), `average_query_time_ms` (over
+  the life of the process), `queries_per_second` and the `query_performance` percentiles (over the
+  last `WINDOW_S` seconds).
 
-The same spans also feed labelled series for the Prometheus exposition (`series()`): requests and
-their durations by route template, method and status (from `http.route`, `http.request.method`,
-`http.response.status_code`; a request that matched no route counts as route `unmatched`), and
-queries, query errors and their durations by operation and table (`db.operation.name`,
-`db.collection.name`). Every label comes from a bounded set: route templates, never raw paths.
+The same points also feed labelled series for the Prometheus exposition (`series()`): requests and
+their durations by route template, method and status (a request that matched no route counts as
+route `unmatched`), and queries, query errors and their durations by operation and table. Every
+label comes from a bounded set: route templates and statement summaries, never raw paths.
 
-`on_end` runs on whichever thread ends the span, so all state sits behind one lock; the work under
-it is a few additions, a bucket search and a deque append. Sorting for percentiles happens only when
-the figures are read.
+The points run on the event loop, but an app may be served by several loops in one process (tests
+do this), so state sits behind one lock; the work under it is a few additions, a bucket search and a
+deque append. Sorting for percentiles happens only when the figures are read.
 """
 
 from __future__ import annotations
@@ -32,9 +31,6 @@ from collections import deque
 from collections.abc import Callable
 
 import msgspec
-from opentelemetry.context import Context
-from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
-from opentelemetry.trace import SpanKind, StatusCode
 
 # The recent window for the rate and the percentiles.
 WINDOW_S = 60
@@ -44,7 +40,6 @@ MAX_RECENT_QUERIES = 10_000
 
 _NS_PER_S = 1_000_000_000
 _NS_PER_MS = 1_000_000
-_DB_SYSTEM_KEYS = ("db.system.name", "db.system")  # current semconv name first, then the old one
 
 # Histogram bucket bounds in seconds, shared by requests and queries: 1 ms to 10 s.
 DURATION_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -97,8 +92,8 @@ class QueryPerformance(msgspec.Struct, frozen=True, kw_only=True):
     p99_response_time_ms: float
 
 
-class SpanFigures(msgspec.Struct, frozen=True, kw_only=True):
-    """What the spans say about this process's traffic. Counters only grow."""
+class ServiceFigures(msgspec.Struct, frozen=True, kw_only=True):
+    """This process's traffic so far. Counters only grow."""
 
     total_queries: int
     errors_count: int
@@ -109,18 +104,10 @@ class SpanFigures(msgspec.Struct, frozen=True, kw_only=True):
     query_performance: QueryPerformance
 
 
-def is_cassandra_query(span: ReadableSpan) -> bool:
-    if span.kind is not SpanKind.CLIENT:
-        return False
-    attributes = span.attributes or {}
-    return any(attributes.get(key) == "cassandra" for key in _DB_SYSTEM_KEYS)
+class ServiceMetrics:
+    """Running totals, labelled series, and a recent window of query latencies."""
 
-
-class SpanMetrics(SpanProcessor):
-    """A span processor that keeps running totals and a recent window of query latencies."""
-
-    def __init__(self, *, clock_ns: Callable[[], int] = time.time_ns) -> None:
-        # Span timestamps are wall-clock nanoseconds (time.time_ns), so the window uses the same clock.
+    def __init__(self, *, clock_ns: Callable[[], int] = time.monotonic_ns) -> None:
         self._clock_ns = clock_ns
         self._lock = threading.Lock()
         self._started_ns = self._clock_ns()
@@ -129,7 +116,7 @@ class SpanMetrics(SpanProcessor):
         self._total_queries = 0
         self._query_errors = 0
         self._query_time_ns = 0
-        # Queries finished per wall-clock second, in a ring indexed by second % WINDOW_S. A slot is
+        # Queries finished per second of the clock, in a ring indexed by second % WINDOW_S. A slot is
         # reused (and reset) when a later second lands on it, so no timer is needed to expire them.
         self._second_of_slot = [-1] * WINDOW_S
         self._queries_in_slot = [0] * WINDOW_S
@@ -138,45 +125,31 @@ class SpanMetrics(SpanProcessor):
         self._request_series: dict[tuple[str, str, str], HistogramSeries] = {}
         self._query_series: dict[tuple[str, str], HistogramSeries] = {}
 
-    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        if span.kind is SpanKind.SERVER:
-            with self._lock:
-                self._requests_in_flight += 1
+    def request_started(self) -> None:
+        with self._lock:
+            self._requests_in_flight += 1
 
-    def on_end(self, span: ReadableSpan) -> None:
-        if span.kind is SpanKind.SERVER:
-            attributes = span.attributes or {}
-            labels = (
-                str(attributes.get("http.route") or UNMATCHED_ROUTE),
-                str(attributes.get("http.request.method", "_OTHER")),
-                str(attributes.get("http.response.status_code", 0)),
-            )
-            end_ns = span.end_time or self._clock_ns()
-            seconds = max(0, end_ns - (span.start_time or end_ns)) / _NS_PER_S
-            with self._lock:
-                self._total_requests += 1
-                self._requests_in_flight -= 1
-                series = self._request_series.get(labels)
-                if series is None:
-                    series = self._request_series[labels] = HistogramSeries()
-                series.observe(seconds)
-            return
-        if not is_cassandra_query(span):
-            return
-        attributes = span.attributes or {}
-        query_labels = (
-            str(attributes.get("db.operation.name", "OTHER")),
-            str(attributes.get("db.collection.name", "")),
-        )
-        end_ns = span.end_time or self._clock_ns()
-        duration_ns = max(0, end_ns - (span.start_time or end_ns))
-        failed = span.status.status_code is StatusCode.ERROR
+    def request_ended(self, route: str | None, method: str, status: int, duration_ns: int) -> None:
+        """A request answered (`status` 0: the client left before any answer)."""
+        labels = (route or UNMATCHED_ROUTE, method, str(status))
+        with self._lock:
+            self._total_requests += 1
+            self._requests_in_flight -= 1
+            series = self._request_series.get(labels)
+            if series is None:
+                series = self._request_series[labels] = HistogramSeries()
+            series.observe(duration_ns / _NS_PER_S)
+
+    def query_ended(self, operation: str, table: str, duration_ns: int, failed: bool) -> None:
+        """The async layer's query listener (`AsyncCluster(query_listener=...)`)."""
+        end_ns = self._clock_ns()
         second = end_ns // _NS_PER_S
         slot = second % WINDOW_S
+        labels = (operation, table)
         with self._lock:
-            query_series = self._query_series.get(query_labels)
+            query_series = self._query_series.get(labels)
             if query_series is None:
-                query_series = self._query_series[query_labels] = HistogramSeries()
+                query_series = self._query_series[labels] = HistogramSeries()
             query_series.observe(duration_ns / _NS_PER_S, failed)
             self._total_queries += 1
             self._query_time_ns += duration_ns
@@ -188,7 +161,7 @@ class SpanMetrics(SpanProcessor):
             self._queries_in_slot[slot] += 1
             self._recent.append((end_ns, duration_ns))
 
-    def figures(self) -> SpanFigures:
+    def figures(self) -> ServiceFigures:
         now_ns = self._clock_ns()
         now_s = now_ns // _NS_PER_S
         window_start_ns = now_ns - WINDOW_S * _NS_PER_S
@@ -206,7 +179,7 @@ class SpanMetrics(SpanProcessor):
             recent = [d for end, d in self._recent if end > window_start_ns]
         # A process younger than the window has not had the whole window to serve queries.
         elapsed_s = min(float(WINDOW_S), max(1.0, (now_ns - self._started_ns) / _NS_PER_S))
-        return SpanFigures(
+        return ServiceFigures(
             total_queries=total_queries,
             errors_count=errors,
             queries_per_second=round(recent_count / elapsed_s, 3),
@@ -223,12 +196,6 @@ class SpanMetrics(SpanProcessor):
                 queries={k: v.copy() for k, v in self._query_series.items()},
                 requests_in_flight=max(0, self._requests_in_flight),
             )
-
-    def shutdown(self) -> None:
-        pass
-
-    def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        return True
 
 
 def _performance(durations_ns: list[int]) -> QueryPerformance:

@@ -18,10 +18,14 @@ same grouping by resource and scope in first-seen order, the fields in field-num
 choices the SDK encoder makes (a `status` message on every span, link flags, no link trace state,
 attributes it cannot encode left out with a logged error).
 
-The exporters are the SDK's OTLP exporters with only the encoding replaced, so every
+`GrpcSpanExporter` is the SDK's OTLP/gRPC exporter with only the encoding replaced (through the
+hook the SDK's gRPC exporter has for it, `_translate_data`, and a stub taking bytes), so every
 `OTEL_EXPORTER_OTLP_*` variable (endpoint, headers, TLS, timeout, compression) and the retry logic
-still apply: `GrpcSpanExporter` sends the bytes through the same channel with an identity
-serializer; `HttpSpanExporter` posts them through the same HTTP client.
+still apply. The HTTP exporter has no such hook, so `http/protobuf` uses the SDK's exporter as it is.
+
+Fenced to the SDK it was verified with: the byte-for-byte tests ran on opentelemetry-sdk
+`VERIFIED_SDK_SERIES`; with any other installed version `cqlstar.telemetry.setup` logs a warning
+and exports with the SDK's own exporter instead (`verified_for_installed_sdk`).
 
 `EncodingBatchSpanProcessor` is the SDK's batch processor queueing each sampled span as its encoded
 bytes rather than as a span object, which the garbage collector would otherwise keep re-scanning
@@ -42,9 +46,6 @@ from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
     OTLPSpanExporter as SdkGrpcSpanExporter,
 )
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
-    OTLPSpanExporter as SdkHttpSpanExporter,
-)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
@@ -56,9 +57,22 @@ __all__ = [
     "EncodedSpans",
     "EncodingBatchSpanProcessor",
     "GrpcSpanExporter",
-    "HttpSpanExporter",
     "SpanEncoder",
 ]
+
+# The SDK series the encoder's output and the exporter's use of SDK internals were verified on.
+VERIFIED_SDK_SERIES = "1.45"
+
+
+def installed_sdk_version() -> str:
+    from opentelemetry.sdk.version import __version__
+
+    return __version__
+
+
+def verified_for_installed_sdk() -> bool:
+    return installed_sdk_version().split(".")[:2] == VERIFIED_SDK_SERIES.split(".")
+
 
 _logger = logging.getLogger(__name__)
 
@@ -478,45 +492,7 @@ class GrpcSpanExporter(SdkGrpcSpanExporter):
         return data.count if isinstance(data, EncodedSpans) else len(data)
 
 
-class HttpSpanExporter(SdkHttpSpanExporter):
-    """The SDK's OTLP/HTTP (protobuf) span exporter (client, variables, retries) with
-    `SpanEncoder`."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.encoder = SpanEncoder()
-
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        try:
-            payload = self.encoder.encode(spans)
-        except Exception:  # reported as a failed export, as the SDK does
-            _logger.exception("Failed to encode span batch")
-            return SpanExportResult.FAILURE
-        return self.export_encoded(EncodedSpans(payload, len(spans)))
-
-    def export_encoded(self, spans: EncodedSpans) -> SpanExportResult:
-        """Send a request `self.encoder` assembled (the base class's export past its encoding,
-        which it offers no hook for)."""
-        if self._shutdown:
-            _logger.warning("Exporter already shutdown, ignoring batch")
-            return SpanExportResult.FAILURE
-        with self._metrics.export_operation(spans.count) as result:
-            limit = self._max_request_size
-            if limit > 0 and len(spans.payload) > limit:
-                _logger.warning(
-                    "Dropping span batch: serialized size %d bytes exceeds max_request_size %d.",
-                    len(spans.payload),
-                    limit,
-                )
-                return SpanExportResult.FAILURE
-            exported = self._client.export(spans.payload)
-            if not exported.success:
-                result.error = exported.error
-                return SpanExportResult.FAILURE
-        return SpanExportResult.SUCCESS
-
-
-OtlpSpanExporter = GrpcSpanExporter | HttpSpanExporter
+OtlpSpanExporter = GrpcSpanExporter
 
 
 class _AssemblingExporter:
@@ -532,10 +508,7 @@ class _AssemblingExporter:
         return self.exporter.export_encoded(EncodedSpans(payload, len(batch)))
 
     def shutdown(self, timeout_millis: float = 30_000) -> None:
-        if isinstance(self.exporter, GrpcSpanExporter):
-            self.exporter.shutdown(timeout_millis=timeout_millis)
-        else:
-            self.exporter.shutdown()  # type: ignore[no-untyped-call]
+        self.exporter.shutdown(timeout_millis=timeout_millis)
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         return self.exporter.force_flush(timeout_millis)

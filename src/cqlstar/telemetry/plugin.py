@@ -7,8 +7,7 @@ Two steps, both in the app factory::
     return telemetry.instrument(app)
 
 The plugin part (`on_app_init`) installs the JSON log pipeline in place of Litestar's default
-logging config, publishes the `Telemetry` in the app state (for `/metrics`), registers the hook that
-tells the server span which exception caused a 5xx, and adds the outermost lifespan, which flushes
+logging config, registers the hook that tells the server span which exception caused a 5xx, and adds the outermost lifespan, which flushes
 spans and log lines when the app shuts down: a granian worker exits without running atexit hooks,
 so nothing else would.
 
@@ -26,7 +25,6 @@ from contextlib import asynccontextmanager
 
 from litestar import Litestar
 from litestar.config.app import AppConfig
-from litestar.datastructures import State
 from litestar.plugins import InitPlugin
 
 from cqlstar.telemetry.http import ServerSpanMiddleware, record_exception_type
@@ -35,17 +33,11 @@ from cqlstar.telemetry.setup import Telemetry, setup_telemetry
 
 log = logging.getLogger(__name__)
 
-TELEMETRY_STATE_KEY = "telemetry"
 SHUTDOWN_FLUSH_TIMEOUT_S = 10.0
 
 
-def telemetry_from_state(state: State) -> Telemetry:
-    telemetry: Telemetry = state[TELEMETRY_STATE_KEY]
-    return telemetry
-
-
 class TelemetryPlugin(InitPlugin):
-    """Tracing, structured logs and span metrics for one app (sharing the process's provider)."""
+    """Tracing, structured logs and metrics for one app (sharing the process's provider)."""
 
     def __init__(self, *, log_level: str, telemetry: Telemetry | None = None) -> None:
         self.log_level = log_level
@@ -55,7 +47,6 @@ class TelemetryPlugin(InitPlugin):
         self.logs = configure_logging(self.log_level)
         # Litestar would otherwise point the root logger at its own plain-text handler.
         app_config.logging_config = None
-        app_config.state[TELEMETRY_STATE_KEY] = self.telemetry
         app_config.after_exception.append(record_exception_type)
         # First in the list = entered first, left last: it flushes after the other lifespans (the
         # Cassandra session's close, say) have finished and ended their spans.
@@ -65,7 +56,10 @@ class TelemetryPlugin(InitPlugin):
     def instrument(self, app: Litestar) -> Litestar:
         """Wrap the app's ASGI handler (routing included) in the server-span middleware."""
         app.asgi_handler = ServerSpanMiddleware(
-            app.asgi_handler, self.telemetry.tracer, tracing=self.telemetry.enabled
+            app.asgi_handler,
+            self.telemetry.tracer,
+            self.telemetry.metrics,
+            tracing=self.telemetry.enabled,
         )
         return app
 

@@ -7,6 +7,7 @@ from cassandra import InvalidRequest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import ProxyTracerProvider, SpanKind, StatusCode
 
 from cqlstar.aiocassandra import AsyncCluster, AsyncSession, StreamConfig
@@ -142,3 +143,26 @@ async def test_without_a_provider_the_global_one_is_used(
             # No application provider in this process: the API's no-op path, no span work.
             assert session._telemetry.start(summarize("SELECT c FROM small"), None, None) is None
         assert (await session.execute("SELECT c FROM small WHERE k = 2")).one() == (0,)
+
+
+async def test_the_query_listener_hears_every_query_whether_or_not_it_is_traced(
+    aio_target: tuple[list[str], int], small_table: str, aio_keyspace: str
+) -> None:
+    heard: list[tuple[str, str, int, bool]] = []
+    hosts, port = aio_target
+    # A provider that samples nothing: no span is recorded, and every query must still be heard.
+    provider = TracerProvider(sampler=ALWAYS_OFF, shutdown_on_exit=False)
+    async with AsyncCluster(
+        hosts,
+        port=port,
+        tracer_provider=provider,
+        query_listener=lambda op, table, ns, failed: heard.append((op, table, ns, failed)),
+    ) as cluster:
+        session = await cluster.connect(aio_keyspace)
+        await session.execute("SELECT c FROM small WHERE k = 2")
+        with pytest.raises(InvalidRequest):
+            await session.execute("SELECT nope FROM small")
+        await session.close()
+    operations = [(op, table, failed) for op, table, _, failed in heard]
+    assert operations == [("SELECT", "small", False), ("SELECT", "small", True)]
+    assert all(duration > 0 for _, _, duration, _ in heard)

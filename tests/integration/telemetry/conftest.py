@@ -10,27 +10,40 @@ from typing import Any
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from cqlstar.app import create_app
 from cqlstar.services import Services
 from cqlstar.settings import Settings
-from cqlstar.telemetry import setup_telemetry
+from cqlstar.telemetry import Telemetry
+from cqlstar.telemetry.setup import INSTRUMENTATION_SCOPE, service_resource
 
 
 @pytest.fixture(scope="session")
-def span_store() -> InMemorySpanExporter:
-    """Every span this test process records, next to whatever the process exports.
+def traced() -> Telemetry:
+    """Tracing for the app under test, on the process's global SDK provider (the one the
+    Cassandra layer takes its tracer from), installed here when nobody installed one before."""
+    current = trace.get_tracer_provider()
+    if isinstance(current, trace.ProxyTracerProvider):
+        provider = TracerProvider(resource=service_resource())
+        trace.set_tracer_provider(provider)
+    else:
+        assert isinstance(current, TracerProvider), f"not the SDK's provider: {current!r}"
+        provider = current
+    return Telemetry(
+        tracer=provider.get_tracer(INSTRUMENTATION_SCOPE), provider=provider, owns_provider=False
+    )
 
-    Attached to the process's provider (the one the app and the Cassandra layer both use), so it
-    sees exactly what an OTLP exporter would be handed.
-    """
-    telemetry = setup_telemetry()
-    assert telemetry.provider is not None, "OTEL_SDK_DISABLED is set: nothing to test"
+
+@pytest.fixture(scope="session")
+def span_store(traced: Telemetry) -> InMemorySpanExporter:
+    """Every span the app under test records: what an OTLP exporter would be handed."""
+    assert traced.provider is not None
     store = InMemorySpanExporter()
-    telemetry.provider.add_span_processor(SimpleSpanProcessor(store))
+    traced.provider.add_span_processor(SimpleSpanProcessor(store))
     return store
 
 
@@ -42,9 +55,11 @@ def spans(span_store: InMemorySpanExporter) -> Callable[[], list[ReadableSpan]]:
 
 
 @pytest.fixture(scope="module")
-async def traced_client(app_env: dict[str, str]) -> AsyncIterator[AsyncTestClient[Litestar]]:
+async def traced_client(
+    app_env: dict[str, str], traced: Telemetry
+) -> AsyncIterator[AsyncTestClient[Litestar]]:
     """The whole app in this process (for its spans), connected to the run's keyspace."""
-    app = create_app(Settings.from_env(app_env))
+    app = create_app(Settings.from_env(app_env), tracing=traced)
     async with AsyncTestClient(app) as client:
         # The test client runs the app on its own thread and event loop: wait for the connection
         # there, from a worker thread so this loop stays free.

@@ -3,8 +3,6 @@ collector whose exposition parses and carries the span figures."""
 
 from __future__ import annotations
 
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.trace import SpanKind, StatusCode
 from prometheus_client.parser import text_string_to_metric_families
 
 from cqlstar.limits import InProcessWindow, RateLimiter
@@ -18,7 +16,7 @@ from cqlstar.system.prometheus import (
     render,
 )
 from cqlstar.telemetry.counters import MAX_LABEL_VALUES, ServiceCounters
-from cqlstar.telemetry.metrics import SpanMetrics
+from cqlstar.telemetry.metrics import ServiceMetrics
 
 
 def test_only_a_client_naming_an_exposition_gets_it() -> None:
@@ -40,29 +38,12 @@ def test_label_values_stay_bounded() -> None:
     assert snapshot[("other",)] == 10
 
 
-def test_the_exposition_counts_what_the_spans_say() -> None:
-    metrics = SpanMetrics()
-    provider = TracerProvider()
-    provider.add_span_processor(metrics)
-    tracer = provider.get_tracer("test")
+def test_the_exposition_counts_what_the_instrumentation_points_saw() -> None:
+    metrics = ServiceMetrics()
     for status in (200, 200, 404):
-        with tracer.start_as_current_span("GET /users/{user_id}", kind=SpanKind.SERVER) as span:
-            span.set_attributes(
-                {
-                    "http.route": "/users/{user_id}",
-                    "http.request.method": "GET",
-                    "http.response.status_code": status,
-                }
-            )
-    with tracer.start_as_current_span("SELECT cqlstar.users", kind=SpanKind.CLIENT) as span:
-        span.set_attributes(
-            {
-                "db.system.name": "cassandra",
-                "db.operation.name": "SELECT",
-                "db.collection.name": "users",
-            }
-        )
-        span.set_status(StatusCode.ERROR)
+        metrics.request_started()
+        metrics.request_ended("/users/{user_id}", "GET", status, 2_000_000)
+    metrics.query_ended("SELECT", "users", 1_000_000, True)
     counters = ServiceCounters()
     counters.authentication_failed("missing")
     websocket = WebSocketMetrics()

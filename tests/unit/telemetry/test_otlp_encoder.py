@@ -7,10 +7,8 @@ limits, dropped counts) and, for the cases a tracer cannot produce, from Readabl
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Iterator
 from concurrent import futures
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import grpc
@@ -38,10 +36,8 @@ from opentelemetry.trace import (
 from cqlstar.telemetry.otlp import (
     EncodingBatchSpanProcessor,
     GrpcSpanExporter,
-    HttpSpanExporter,
     SpanEncoder,
 )
-from cqlstar.telemetry.setup import RecordUnsampled
 
 REMOTE_PARENT = SpanContext(
     trace_id=0x4BF92F3577B34DA6A3CE929D0E0E4736,
@@ -299,42 +295,6 @@ def test_grpc_exporter_sends_the_encoded_request(
     assert collector.requests == [encode_spans(spans)]
 
 
-def test_http_exporter_posts_the_encoded_request(
-    recorded: tuple[TracerProvider, InMemorySpanExporter],
-) -> None:
-    provider, store = recorded
-    request_like_spans(provider, 20)
-    spans = list(store.get_finished_spans())
-    bodies: list[tuple[str, str, bytes]] = []
-
-    class Receiver(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            bodies.append((self.path, self.headers["Content-Type"], body))
-            self.send_response(200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    http_server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
-    thread = threading.Thread(target=http_server.serve_forever, daemon=True)
-    thread.start()
-    port = http_server.server_address[1]
-    exporter = HttpSpanExporter(endpoint=f"http://127.0.0.1:{port}/v1/traces")
-    try:
-        assert exporter.export(spans) is SpanExportResult.SUCCESS
-    finally:
-        exporter.shutdown()
-        http_server.shutdown()
-        http_server.server_close()
-    ((path, content_type, body),) = bodies
-    assert path == "/v1/traces"
-    assert content_type == "application/x-protobuf"
-    assert ExportTraceServiceRequest.FromString(body) == encode_spans(spans)
-
-
 @pytest.fixture
 def grpc_collector() -> Iterator[tuple[_Collector, int]]:
     collector = _Collector()
@@ -353,7 +313,7 @@ def test_encoding_processor_sends_what_the_sdk_would_have(
     provider = TracerProvider(
         shutdown_on_exit=False,
         resource=Resource({"service.name": "queued"}),
-        sampler=RecordUnsampled(ParentBasedTraceIdRatio(0.5)),
+        sampler=ParentBasedTraceIdRatio(0.5),
     )
     reference = InMemorySpanExporter()  # what a stock exporter would be handed
     provider.add_span_processor(SimpleSpanProcessor(reference))

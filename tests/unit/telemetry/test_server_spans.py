@@ -24,6 +24,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from cqlstar.telemetry.http import ServerSpanMiddleware, record_exception_type
 from cqlstar.telemetry.logs import JsonLogFormatter
+from cqlstar.telemetry.metrics import ServiceMetrics
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_SPAN_ID = "00f067aa0ba902b7"
@@ -78,7 +79,9 @@ def app(provider: TracerProvider) -> Litestar:
         after_exception=[record_exception_type],
         logging_config=None,
     )
-    app.asgi_handler = ServerSpanMiddleware(app.asgi_handler, provider.get_tracer("cqlstar.http"))
+    app.asgi_handler = ServerSpanMiddleware(
+        app.asgi_handler, provider.get_tracer("cqlstar.http"), ServiceMetrics()
+    )
     return app
 
 
@@ -246,7 +249,8 @@ async def test_without_tracing_requests_are_still_logged(app: Litestar) -> None:
     inner = app.asgi_handler.app  # type: ignore[attr-defined]
     from opentelemetry.trace import NoOpTracer
 
-    app.asgi_handler = ServerSpanMiddleware(inner, NoOpTracer(), tracing=False)
+    metrics = ServiceMetrics()
+    app.asgi_handler = ServerSpanMiddleware(inner, NoOpTracer(), metrics, tracing=False)
     records: list[logging.LogRecord] = []
     handler = logging.Handler()
     handler.emit = records.append  # type: ignore[method-assign]
@@ -263,3 +267,6 @@ async def test_without_tracing_requests_are_still_logged(app: Litestar) -> None:
     (record,) = records
     assert record.route == "/items/{item_id}"  # type: ignore[attr-defined]
     assert record.status == 200  # type: ignore[attr-defined]
+    # No span was made, and the request still counts in /metrics.
+    assert metrics.figures().total_requests == 1
+    assert metrics.figures().active_connections == 0

@@ -15,9 +15,10 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from cqlstar.database import CassandraConnection
+from cqlstar.services import Services
 from cqlstar.settings import Settings
 from cqlstar.system.metrics import MetricsController, pool_connections
-from cqlstar.telemetry import SpanMetrics, Telemetry, TelemetryPlugin
+from cqlstar.telemetry import Telemetry, TelemetryPlugin
 
 
 @pytest.fixture
@@ -28,29 +29,35 @@ def exported() -> InMemorySpanExporter:
 @pytest.fixture
 def telemetry(exported: InMemorySpanExporter) -> Iterator[Telemetry]:
     provider = TracerProvider(shutdown_on_exit=False)
-    span_metrics = SpanMetrics()
-    provider.add_span_processor(span_metrics)
     # Exports only when flushed: the schedule delay is far longer than the test.
     provider.add_span_processor(BatchSpanProcessor(exported, schedule_delay_millis=3_600_000))
-    yield Telemetry(
-        tracer=provider.get_tracer("cqlstar.http"), span_metrics=span_metrics, provider=provider
-    )
+    yield Telemetry(tracer=provider.get_tracer("cqlstar.http"), provider=provider)
     provider.shutdown()
 
 
 def make_app(telemetry: Telemetry) -> Litestar:
     # Never started, so its `session` raises CassandraUnavailable, as before the first connect.
-    connection = CassandraConnection(Settings())
+    settings = Settings(auth="disabled")
+    connection = CassandraConnection(settings)
     plugin = TelemetryPlugin(log_level="WARNING", telemetry=telemetry)
+    services = Services(
+        settings=settings,
+        cassandra=connection,
+        user_repository=None,  # type: ignore[arg-type]  # no route here reads them
+        redis=None,
+        rate_limiter=None,  # type: ignore[arg-type]
+        telemetry=telemetry,
+    )
     app = Litestar(
         route_handlers=[MetricsController],
+        state=services.state(),
         dependencies={"connection": Provide(lambda: connection, sync_to_thread=False)},
         plugins=[plugin],
     )
     return plugin.instrument(app)
 
 
-async def test_metrics_route_reports_span_figures(telemetry: Telemetry) -> None:
+async def test_metrics_route_reports_request_figures(telemetry: Telemetry) -> None:
     app = make_app(telemetry)
     assert app.logging_config is None  # the JSON pipeline replaces Litestar's handlers
     async with AsyncTestClient(app) as client:

@@ -14,7 +14,7 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
 )
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import NoOpTracer, SpanKind
 
 from cqlstar import __version__
 from cqlstar.telemetry.otlp import EncodingBatchSpanProcessor
@@ -59,20 +59,18 @@ def build(built: list[Telemetry]) -> Telemetry:
     return telemetry
 
 
-def test_without_an_endpoint_nothing_is_exported_and_nothing_complains(
+def test_without_an_endpoint_no_span_is_made_and_nothing_complains(
     built: list[Telemetry], caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     telemetry = build(built)
     assert telemetry.export_processor is None
-    assert telemetry.enabled
-    assert telemetry.provider is not None
-    with telemetry.tracer.start_as_current_span("GET /", kind=SpanKind.SERVER):
-        pass
+    assert telemetry.provider is None
+    assert not telemetry.enabled
+    assert isinstance(telemetry.tracer, NoOpTracer)
+    with telemetry.tracer.start_as_current_span("GET /", kind=SpanKind.SERVER) as span:
+        assert not span.is_recording()
     assert telemetry.flush(timeout_s=5)
-    telemetry.shutdown()
-    # The span metrics still saw the span.
-    assert telemetry.span_metrics.figures().total_requests == 1
     assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
@@ -123,7 +121,10 @@ def test_an_unsupported_protocol_stops_the_start() -> None:
         )
 
 
-def test_resource_defaults_to_cqlstar_and_its_version(built: list[Telemetry]) -> None:
+def test_resource_defaults_to_cqlstar_and_its_version(
+    built: list[Telemetry], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317")
     telemetry = build(built)
     assert telemetry.provider is not None
     attributes = telemetry.provider.resource.attributes
@@ -135,6 +136,7 @@ def test_resource_defaults_to_cqlstar_and_its_version(built: list[Telemetry]) ->
 def test_resource_variables_win_over_the_defaults(
     built: list[Telemetry], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317")
     monkeypatch.setenv(
         "OTEL_RESOURCE_ATTRIBUTES", "service.name=from-attrs,deployment.environment.name=staging"
     )
@@ -163,9 +165,10 @@ def test_sdk_disabled_means_no_provider_and_no_spans(
     assert telemetry.flush()
 
 
-def test_sampler_comes_from_the_environment_but_dropped_spans_are_still_counted(
+def test_sampler_comes_from_the_environment_and_unsampled_spans_are_not_recorded(
     built: list[Telemetry], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317")
     monkeypatch.setenv("OTEL_TRACES_SAMPLER", "always_off")
     telemetry = build(built)
     assert telemetry.provider is not None
@@ -173,17 +176,15 @@ def test_sampler_comes_from_the_environment_but_dropped_spans_are_still_counted(
     exported = InMemorySpanExporter()
     telemetry.provider.add_span_processor(SimpleSpanProcessor(exported))
     with telemetry.tracer.start_as_current_span("GET /", kind=SpanKind.SERVER) as span:
-        assert span.is_recording()
-        assert not span.get_span_context().trace_flags.sampled
-    # Not sampled: an exporter behind SimpleSpanProcessor/BatchSpanProcessor skips it ...
+        # Sampling saves its share: a dropped span costs no recording at all.
+        assert not span.is_recording()
     assert exported.get_finished_spans() == ()
-    # ... but /metrics still counts the request.
-    assert telemetry.span_metrics.figures().total_requests == 1
 
 
 def test_ratio_sampler_argument_is_read(
     built: list[Telemetry], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317")
     monkeypatch.setenv("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
     monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "0.25")
     telemetry = build(built)
@@ -191,15 +192,23 @@ def test_ratio_sampler_argument_is_read(
     assert "0.25" in telemetry.provider.sampler.get_description()
 
 
-def test_unsampled_spans_keep_their_creation_attributes_for_the_metrics(
-    built: list[Telemetry], monkeypatch: pytest.MonkeyPatch
+def test_an_unverified_sdk_exports_with_the_sdks_own_grpc_exporter(
+    built: list[Telemetry], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "always_off")
+    from cqlstar.telemetry import otlp
+
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317")
+    monkeypatch.setattr(otlp, "installed_sdk_version", lambda: "9.99.0")
     telemetry = build(built)
-    attributes = {"db.system.name": "cassandra", "db.query.text": "SELECT * FROM t"}
-    span = telemetry.tracer.start_span("SELECT t", kind=SpanKind.CLIENT, attributes=attributes)
-    assert span.is_recording()
-    assert not span.get_span_context().trace_flags.sampled
-    span.end()
-    assert dict(span.attributes or {}) == attributes  # type: ignore[attr-defined]
-    assert telemetry.span_metrics.figures().total_queries == 1
+    assert isinstance(telemetry.export_processor, BatchSpanProcessor)
+    assert not isinstance(telemetry.export_processor, EncodingBatchSpanProcessor)
+    exporter = telemetry.export_processor.span_exporter
+    assert isinstance(exporter, GrpcSpanExporter)
+    assert not isinstance(exporter, otlp.GrpcSpanExporter)
+    assert "9.99.0" in caplog.text
+
+
+def test_the_encoder_is_verified_for_the_installed_sdk() -> None:
+    from cqlstar.telemetry import otlp
+
+    assert otlp.verified_for_installed_sdk(), otlp.installed_sdk_version()

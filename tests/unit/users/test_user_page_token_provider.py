@@ -9,9 +9,11 @@ import pytest
 from litestar import Litestar
 from litestar.di import Provide
 from litestar.testing import AsyncTestClient
+from opentelemetry.trace import NoOpTracer
 
 from cqlstar.services import Services
 from cqlstar.settings import Settings
+from cqlstar.telemetry import Telemetry
 from cqlstar.users import UserController, dependencies
 from cqlstar.users.dependencies import provide_page_token_signer
 from cqlstar.users.page_tokens import PageTokenSigner
@@ -75,6 +77,7 @@ async def test_repeated_requests_share_one_signer_and_tokens_round_trip(
             settings=settings(),
             cassandra=None,  # type: ignore[arg-type]  # these routes never reach it
             user_repository=RepositoryHolder(repository),  # type: ignore[arg-type]
+            telemetry=Telemetry(tracer=NoOpTracer()),
             redis=None,
             rate_limiter=None,  # type: ignore[arg-type]  # no limits in front of these routes
             stream_slots=StreamSlots(4),

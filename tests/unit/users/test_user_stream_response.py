@@ -18,10 +18,12 @@ from cassandra import OperationTimedOut
 from litestar import Litestar
 from litestar.di import Provide
 from litestar.exceptions import LitestarException
+from opentelemetry.trace import NoOpTracer
 
 from asgi_client import ScriptedClient, get_scope
 from cqlstar.services import Services
 from cqlstar.settings import Settings
+from cqlstar.telemetry import Telemetry
 from cqlstar.users import UserController
 from cqlstar.users.repository import UserRepository
 from cqlstar.users.streaming import StreamSlots
@@ -104,6 +106,7 @@ def app(repository: FakeRepository, slots: StreamSlots) -> Litestar:
             settings=Settings(),
             cassandra=None,  # type: ignore[arg-type]  # these routes never reach it
             user_repository=RepositoryHolder(repository),  # type: ignore[arg-type]
+            telemetry=Telemetry(tracer=NoOpTracer()),
             redis=None,
             rate_limiter=None,  # type: ignore[arg-type]  # no limits in front of these routes
             stream_slots=slots,
