@@ -75,7 +75,7 @@ def draw(report: dict[str, Any], png: Path) -> None:
         ("HTTP floor", ceilings.get("http_floor_requests_per_second")),
         *(
             (f"tracing\n{mode}", e["requests_per_second"])
-            for mode in ("off", "on", "sampled")
+            for mode in ("off", "default", "on", "sampled")
             for e in scenarios
             if e["name"] == f"get_user_tracing_{mode}"
         ),

@@ -6,7 +6,8 @@ Phases, each on a freshly started server where one is needed:
 1. provision: wrk, the Cassandra node, the bench keyspace with its users, the id pool;
 2. the service under granian: get_user at every concurrency;
 3. the raw-driver and async-layer ceilings, in their own processes;
-4. tracing: get_user with tracing off, on (exported to a collector) and sampled at 10%, the three
+4. tracing: get_user with tracing off, in the default configuration (no exporter), on (exported to
+   a collector) and sampled at 10%, the four
    taking turns in rounds;
 5. the HTTP floor (the same app answering a constant body);
 6. the service again: list_users, create_user, update_user at every concurrency, then stream_users
@@ -90,6 +91,8 @@ SCENARIOS: dict[str, HttpScenario] = {
 
 TRACING_CONFIGURATIONS: tuple[tuple[str, dict[str, str]], ...] = (
     ("off", {"OTEL_SDK_DISABLED": "true"}),
+    # The `just serve` default: no exporter configured, so no spans; the metrics still count.
+    ("default", {}),
     ("on", {"OTEL_TRACES_SAMPLER": "parentbased_always_on"}),
     (
         "sampled",
@@ -499,7 +502,7 @@ def _measure_tracing(
     run: Run, receiver: Receiver, mode: str, extra: dict[str, str], seconds: int
 ) -> dict[str, Any]:
     env = dict(extra)
-    if mode != "off":
+    if mode not in {"off", "default"}:
         env |= {
             "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
             "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",

@@ -133,14 +133,16 @@ def test_streaming_reads_every_row_and_samples_memory(smoke_report: dict[str, An
 def test_tracing_configurations_export_what_they_should(smoke_report: dict[str, Any]) -> None:
     spans = {
         mode: _scenario(smoke_report, f"get_user_tracing_{mode}")["spans_received"]
-        for mode in ("off", "on", "sampled")
+        for mode in ("off", "default", "on", "sampled")
     }
     assert spans["off"] == 0
+    assert spans["default"] == 0  # no exporter configured: no spans made, none sent
     requests_on = _scenario(smoke_report, "get_user_tracing_on")["requests"]
     # At 100% sampling each request exports at least its server span.
     assert spans["on"] >= requests_on
     assert spans["sampled"] < spans["on"]
     assert smoke_report["ratios"]["tracing_on_cost"] is not None
+    assert smoke_report["ratios"]["tracing_default_cost"] is not None
 
 
 def test_report_files_are_written(smoke_report: dict[str, Any]) -> None:
