@@ -1,8 +1,8 @@
 """`GET /metrics`: this process's traffic figures plus the driver's connections.
 
 Everything except `cassandra_connections` comes from `cqlstar.telemetry.ServiceMetrics`, fed by the
-same instrumentation points that make the spans (see that module for what each figure counts). The figures are per
-process: with several granian workers, each answers for itself.
+same instrumentation points that make the spans (see that module for what each figure counts). The
+figures are per process: with several granian workers, each answers for itself.
 
 `cassandra_connections` is read from the driver when asked:
 - `total`: connections open right now in the session's pools, across all hosts (the driver keeps
