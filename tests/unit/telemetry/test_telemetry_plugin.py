@@ -44,6 +44,7 @@ def make_app(telemetry: Telemetry) -> Litestar:
         settings=settings,
         cassandra=connection,
         user_repository=None,  # type: ignore[arg-type]  # no route here reads them
+        stream_slots=None,  # type: ignore[arg-type]
         redis=None,
         rate_limiter=None,  # type: ignore[arg-type]
         telemetry=telemetry,
