@@ -106,15 +106,20 @@ def test_shutdown_flushes_the_request_and_its_queries_to_the_collector(
         assert server.scope == "cqlstar.http"
         assert server.attributes["http.route"] in {"/users", "/users/{user_id}"}
         assert server.parent_span_id  # the caller's span, from traceparent
-        queries = [s for s in ours if s.parent_span_id == server.span_id]
+        # The request's children: its queries, and a create's broadcast publish (a PRODUCER span).
+        children = [s for s in ours if s.parent_span_id == server.span_id]
+        queries = [s for s in children if s.scope == "cqlstar.aiocassandra"]
         assert queries, f"no query span under {server.name}"
+        assert {s.scope for s in children} <= {"cqlstar.aiocassandra", "cqlstar.realtime"}
         for query in queries:
             assert query.kind == SPAN_KIND_CLIENT
             assert query.attributes["db.system.name"] == "cassandra"
             assert server.start_unix_nano <= query.start_unix_nano
             assert query.end_unix_nano <= server.end_unix_nano
     read = next(s for s in servers if s.name == READ_SPAN)
-    read_queries = [s for s in ours if s.parent_span_id == read.span_id]
+    read_queries = [
+        s for s in ours if s.parent_span_id == read.span_id and s.scope == "cqlstar.aiocassandra"
+    ]
     query_name = read_queries[0].name
 
     # The collector's span_metrics connector turned the same spans into call counts.
