@@ -23,6 +23,8 @@ TRACING = "tracing"
 AUTH = "auth"
 # get_user open, with a token, and with a token and rate limits in Redis (bench.limits).
 LIMITS = "limits"
+# The WebSocket API: round trips against HTTP, broadcast fan-out, idle memory (bench.websocket).
+WEBSOCKET = "websocket"
 ALL_SCENARIOS = (
     *HTTP_SCENARIOS,
     STREAM_SCENARIO,
@@ -31,6 +33,7 @@ ALL_SCENARIOS = (
     TRACING,
     AUTH,
     LIMITS,
+    WEBSOCKET,
 )
 
 # The ratios the issue asks for are taken at this concurrency (or the measured one closest to it).

@@ -688,6 +688,10 @@ def main() -> int:
             from bench.limits import limits_phase  # it imports this module
 
             run.phase("limits", lambda: limits_phase(run))
+        if config.wants("websocket"):
+            from bench.websocket import websocket_phase  # it imports this module
+
+            run.phase("websocket", lambda: websocket_phase(run))
         rest = tuple(name for name in HTTP_SCENARIOS if name != READ_BY_KEY)
         run.phase("service", lambda: service_phase(run, rest, stream=True))
     report = build_report(run, started_at)

@@ -38,7 +38,14 @@ from cqlstar.users.schemas import User
 
 log = logging.getLogger(__name__)
 
-USERS_CHANNEL = "users"
+# One channel per keyspace: processes that share a keyspace are one deployment and share its
+# events; another deployment (or a test run) on the same Redis with its own keyspace sees none of them.
+CHANNEL_PREFIX = "users:"
+
+
+def users_channel(keyspace: str) -> str:
+    return CHANNEL_PREFIX + keyspace
+
 
 _tracer = trace.get_tracer("cqlstar.realtime")
 _encode = msgspec.json.Encoder().encode
@@ -52,31 +59,32 @@ class Reader(Protocol):
 class UserEvents:
     """Publishes user changes and fans them out to this process's readers."""
 
-    def __init__(self, channels: ChannelsPlugin, metrics: WebSocketMetrics) -> None:
+    def __init__(self, channels: ChannelsPlugin, metrics: WebSocketMetrics, channel: str) -> None:
         self.channels = channels
+        self.channel = channel
         self.metrics = metrics
         self.readers: set[Reader] = set()
         self._fan_out: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
 
     @staticmethod
-    def memory_channels() -> ChannelsPlugin:
-        return ChannelsPlugin(backend=MemoryChannelsBackend(), channels=[USERS_CHANNEL])
+    def memory_channels(channel: str) -> ChannelsPlugin:
+        return ChannelsPlugin(backend=MemoryChannelsBackend(), channels=[channel])
 
     @staticmethod
-    def redis_channels(redis: Redis) -> ChannelsPlugin:
+    def redis_channels(redis: Redis, channel: str) -> ChannelsPlugin:
         """Redis pub/sub: every process subscribed to the channel receives each event once."""
         backend = RedisChannelsPubSubBackend(redis=redis, key_prefix="cqlstar:channels")
-        return ChannelsPlugin(backend=backend, channels=[USERS_CHANNEL])
+        return ChannelsPlugin(backend=backend, channels=[channel])
 
     async def publish(self, kind: UserEventKind, user_id: str, user: User | None) -> None:
         payload = _encode(UserEventMessage(data=UserEvent(kind, user_id, user)))
         with _tracer.start_as_current_span(
-            f"publish {USERS_CHANNEL}",
+            "publish users",
             kind=SpanKind.PRODUCER,
             attributes={
                 "messaging.system": "litestar.channels",
-                "messaging.destination.name": USERS_CHANNEL,
+                "messaging.destination.name": self.channel,
                 "messaging.operation.type": "publish",
                 "messaging.message.body.size": len(payload),
                 "cqlstar.user_event": kind.value,
@@ -85,7 +93,7 @@ class UserEvents:
             set_status_on_exception=False,
         ) as span:
             try:
-                await self.channels.wait_published(payload, USERS_CHANNEL)
+                await self.channels.wait_published(payload, self.channel)
             except Exception as exc:
                 # The change is made and stays made; readers miss this one event.
                 self.metrics.broadcast_publish_failures += 1
@@ -96,7 +104,7 @@ class UserEvents:
         self.metrics.broadcast_published += 1
 
     async def _run(self) -> None:
-        async with self.channels.start_subscription(USERS_CHANNEL) as subscriber:
+        async with self.channels.start_subscription(self.channel) as subscriber:
             self._subscribed.set()
             async for payload in subscriber.iter_events():
                 # Decoded to text once per event, then shared by every reader's text frame.

@@ -31,7 +31,7 @@ from opentelemetry import trace
 from cqlstar.identity.principal import Principal, Role
 from cqlstar.identity.tokens import InvalidToken, TokenVerifier
 from cqlstar.limits import RateLimiter
-from cqlstar.realtime.broadcast import UserEvents
+from cqlstar.realtime.broadcast import UserEvents, users_channel
 from cqlstar.realtime.limits import (
     SLOT_REFRESH_S,
     ConnectionSlots,
@@ -74,10 +74,13 @@ class Realtime:
         redis: Redis | None = None,
     ) -> None:
         self.metrics = WebSocketMetrics()
+        channel = users_channel(settings.cassandra_keyspace)
         self.channels = (
-            UserEvents.memory_channels() if redis is None else UserEvents.redis_channels(redis)
+            UserEvents.memory_channels(channel)
+            if redis is None
+            else UserEvents.redis_channels(redis, channel)
         )
-        self.events = UserEvents(self.channels, self.metrics)
+        self.events = UserEvents(self.channels, self.metrics, channel)
         self.verifier = verifier
         self.auth_disabled = verifier is None
         self.slots: ConnectionSlots = (
