@@ -158,9 +158,11 @@ class CassandraConnection:
         too few replicas are up for that consistency (two of three nodes down at LOCAL_QUORUM),
         where any single node still answers the first.
         """
+        # The session first: while connecting it raises CassandraUnavailable, before either read
+        # is created (a coroutine made and then never awaited would be reported as a bug).
+        session = self.session
         version, _ = await asyncio.gather(
-            self.release_version(timeout),
-            self.session.execute(_QUORUM_PROBE, timeout=timeout),
+            self.release_version(timeout), session.execute(_QUORUM_PROBE, timeout=timeout)
         )
         return version
 
