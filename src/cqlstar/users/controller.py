@@ -171,6 +171,19 @@ UpdateBody = Annotated[
 ]
 
 
+# PUT and PATCH are one operation (README, API): one route declaration, two methods.
+_UPDATE_ROUTE: dict[str, Any] = {
+    "path": "/{user_id:str}",
+    "responses": {
+        HTTP_404_NOT_FOUND: _NOT_FOUND,
+        HTTP_422_UNPROCESSABLE_ENTITY: _INVALID,
+        **_NOT_JSON,
+        **_BY_ID,
+    },
+    "opt": {**requires(Role.USERS_WRITE), "operation": "update user"},
+}
+
+
 class UserController(Controller):
     path = "/users"
     tags = ["users"]
@@ -237,18 +250,7 @@ class UserController(Controller):
             raise NotFoundException(detail=USER_NOT_FOUND)
         return user
 
-    @put(
-        "/{user_id:str}",
-        operation_id="replaceUser",
-        summary="Update a user",
-        responses={
-            HTTP_404_NOT_FOUND: _NOT_FOUND,
-            HTTP_422_UNPROCESSABLE_ENTITY: _INVALID,
-            **_NOT_JSON,
-            **_BY_ID,
-        },
-        opt={**requires(Role.USERS_WRITE), "operation": "update user"},
-    )
+    @put(**_UPDATE_ROUTE, operation_id="replaceUser", summary="Update a user")
     async def put_user(
         self,
         user_id: UserIdPath,
@@ -261,18 +263,7 @@ class UserController(Controller):
         never re-created: the answer is then 404."""
         return await _update(repository, parse_user_id(user_id), data, state)
 
-    @patch(
-        "/{user_id:str}",
-        operation_id="updateUser",
-        summary="Partially update a user",
-        responses={
-            HTTP_404_NOT_FOUND: _NOT_FOUND,
-            HTTP_422_UNPROCESSABLE_ENTITY: _INVALID,
-            **_NOT_JSON,
-            **_BY_ID,
-        },
-        opt={**requires(Role.USERS_WRITE), "operation": "update user"},
-    )
+    @patch(**_UPDATE_ROUTE, operation_id="updateUser", summary="Partially update a user")
     async def patch_user(
         self,
         user_id: UserIdPath,
