@@ -73,18 +73,28 @@ async def _count_rows(stream: AsyncStreamingResultSet) -> int:
     return count
 
 
+def _check(name: str, operation: str, *, summary: str) -> post:
+    """The declaration every check shares: `POST /<name>`, 200 with its report, the data routes'
+    errors, and `operation` naming it in those errors."""
+    return post(
+        f"/{name}",
+        operation_id=f"context_manager_safety_{name}",
+        summary=summary,
+        status_code=HTTP_200_OK,
+        opt={"operation": operation},
+        responses=data_route_errors(operation),
+    )
+
+
 class ContextManagerSafetyController(Controller):
     path = "/context_manager_safety"
     tags = ["diagnostics"]
     opt = requires(Role.ADMIN)
 
-    @post(
-        "/query_error",
-        operation_id="context_manager_safety_query_error",
+    @_check(
+        "query_error",
+        "check query error safety",
         summary="A failed query leaves the session working",
-        status_code=HTTP_200_OK,
-        opt={"operation": "check query error safety"},
-        responses=data_route_errors("check query error safety"),
     )
     async def query_error(
         self, connection: NamedDependency[CassandraConnection]
@@ -106,13 +116,10 @@ class ContextManagerSafetyController(Controller):
             cassandra_version=version,
         )
 
-    @post(
-        "/streaming_error",
-        operation_id="context_manager_safety_streaming_error",
+    @_check(
+        "streaming_error",
+        "check streaming error safety",
         summary="A failed stream leaves the session able to stream",
-        status_code=HTTP_200_OK,
-        opt={"operation": "check streaming error safety"},
-        responses=data_route_errors("check streaming error safety"),
     )
     async def streaming_error(self, session: NamedDependency[AsyncSession]) -> StreamingErrorReport:
         """Streams from a table that does not exist (the error is caught), then streams this
@@ -137,13 +144,10 @@ class ContextManagerSafetyController(Controller):
             session_open=not session.is_closed,
         )
 
-    @post(
-        "/concurrent_streams",
-        operation_id="context_manager_safety_concurrent_streams",
+    @_check(
+        "concurrent_streams",
+        "check concurrent streams",
         summary="Three streams at once on one session do not interfere",
-        status_code=HTTP_200_OK,
-        opt={"operation": "check concurrent streams"},
-        responses=data_route_errors("check concurrent streams"),
     )
     async def concurrent_streams(
         self, session: NamedDependency[AsyncSession]
@@ -181,13 +185,10 @@ class ContextManagerSafetyController(Controller):
             session_still_open=not session.is_closed,
         )
 
-    @post(
-        "/nested_contexts",
-        operation_id="context_manager_safety_nested_contexts",
+    @_check(
+        "nested_contexts",
+        "check nested contexts",
         summary="A cluster, session and stream of its own close innermost first",
-        status_code=HTTP_200_OK,
-        opt={"operation": "check nested contexts"},
-        responses=data_route_errors("check nested contexts"),
     )
     async def nested_contexts(
         self, session: NamedDependency[AsyncSession], settings: NamedDependency[Settings]
@@ -208,13 +209,10 @@ class ContextManagerSafetyController(Controller):
             main_session_unaffected=not session.is_closed and main_rows == NESTED_CONTEXT_ROWS,
         )
 
-    @post(
-        "/cancellation",
-        operation_id="context_manager_safety_cancellation",
+    @_check(
+        "cancellation",
+        "check stream cancellation",
         summary="A stream cancelled half-way releases its resources and the session carries on",
-        status_code=HTTP_200_OK,
-        opt={"operation": "check stream cancellation"},
-        responses=data_route_errors("check stream cancellation"),
     )
     async def cancellation(
         self, connection: NamedDependency[CassandraConnection]
