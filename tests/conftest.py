@@ -35,6 +35,16 @@ class CassandraTarget:
     def env(self) -> dict[str, str]:
         return {"CASSANDRA_HOSTS": ",".join(self.hosts), "CASSANDRA_PORT": str(self.port)}
 
+    def drop_keyspace(self, name: str) -> None:
+        """Drop a keyspace a test run made (a run's data goes with it)."""
+        from cassandra.cluster import Cluster
+
+        cluster = Cluster(list(self.hosts), port=self.port)
+        try:
+            cluster.connect().execute(f"DROP KEYSPACE IF EXISTS {name}", timeout=60)
+        finally:
+            cluster.shutdown()
+
 
 def _docker_engine_answers() -> bool:
     try:
@@ -108,13 +118,7 @@ def keyspace(cassandra: CassandraTarget) -> Iterator[str]:
     """A keyspace of this run's own, dropped at the end: runs never see each other's data."""
     name = f"cqlstar_test_{uuid.uuid4().hex[:12]}"
     yield name
-    from cassandra.cluster import Cluster
-
-    cluster = Cluster(list(cassandra.hosts), port=cassandra.port)
-    try:
-        cluster.connect().execute(f"DROP KEYSPACE IF EXISTS {name}", timeout=60)
-    finally:
-        cluster.shutdown()
+    cassandra.drop_keyspace(name)
 
 
 @pytest.fixture(scope="session")

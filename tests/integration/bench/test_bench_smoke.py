@@ -26,13 +26,7 @@ def bench_keyspace(cassandra: Any, keyspace: str) -> Iterator[str]:
     Users tests, which share this run's keyspace and rely on what they stored themselves."""
     name = f"{keyspace}_bench"
     yield name
-    from cassandra.cluster import Cluster
-
-    cluster = Cluster(list(cassandra.hosts), port=cassandra.port)
-    try:
-        cluster.connect().execute(f"DROP KEYSPACE IF EXISTS {name}", timeout=60)
-    finally:
-        cluster.shutdown()
+    cassandra.drop_keyspace(name)
 
 
 @pytest.fixture(scope="module")

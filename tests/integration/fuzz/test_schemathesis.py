@@ -48,13 +48,7 @@ def fuzzed_app(
         yield served
     finally:
         stop_app(served)
-        from cassandra.cluster import Cluster
-
-        cluster = Cluster(list(cassandra.hosts), port=cassandra.port)
-        try:
-            cluster.connect().execute(f"DROP KEYSPACE IF EXISTS {fuzz_keyspace}", timeout=60)
-        finally:
-            cluster.shutdown()
+        cassandra.drop_keyspace(fuzz_keyspace)
 
 
 def test_every_operation_behaves_as_documented(fuzzed_app: ServedApp, tmp_path: Path) -> None:

@@ -13,9 +13,10 @@ import datetime as dt
 import itertools
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
+import httpx
 import pytest
 from cassandra.cluster import Cluster, Session
 from cassandra.concurrent import execute_concurrent
@@ -86,3 +87,19 @@ def user_body() -> Callable[..., UserBody]:
         }
 
     return make
+
+
+SeedUsers = Callable[[int, int], Awaitable[set[str]]]
+
+
+@pytest.fixture
+def seed_users(http: httpx.AsyncClient, user_body: Callable[..., UserBody]) -> SeedUsers:
+    """`await seed_users(count, age)`: that many new users of that age, created in one batch
+    through the API; their ids."""
+
+    async def seed(count: int, age: int) -> set[str]:
+        response = await http.post("/users/batch", json=[user_body(age=age) for _ in range(count)])
+        assert response.status_code == 201, response.text
+        return {user["id"] for user in response.json()["users"]}
+
+    return seed

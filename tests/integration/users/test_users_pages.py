@@ -5,11 +5,14 @@ from __future__ import annotations
 import base64
 import re
 from collections import Counter
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
+
+if TYPE_CHECKING:
+    from integration.users.conftest import SeedUsers
+
 
 pytestmark = pytest.mark.integration
 
@@ -17,14 +20,6 @@ pytestmark = pytest.mark.integration
 PAGES_AGE = 130
 INVALID = {"detail": "Invalid page_state"}
 UserBody = dict[str, Any]
-
-
-async def seed(
-    http: httpx.AsyncClient, user_body: Callable[..., UserBody], count: int, age: int
-) -> set[str]:
-    response = await http.post("/users/batch", json=[user_body(age=age) for _ in range(count)])
-    assert response.status_code == 201, response.text
-    return {user["id"] for user in response.json()["users"]}
 
 
 async def first_token(http: httpx.AsyncClient, params: dict[str, Any]) -> str:
@@ -35,12 +30,12 @@ async def first_token(http: httpx.AsyncClient, params: dict[str, Any]) -> str:
 
 
 async def test_walking_every_page_returns_each_user_once(
-    http: httpx.AsyncClient, user_body: Callable[..., UserBody]
+    http: httpx.AsyncClient, seed_users: SeedUsers
 ) -> None:
     # Three ages >= PAGES_AGE, so the filter spans several index values.
     mine = set()
     for offset in range(3):
-        mine |= await seed(http, user_body, 12, PAGES_AGE + offset)
+        mine |= await seed_users(12, PAGES_AGE + offset)
     params: dict[str, Any] = {"age_filter": PAGES_AGE, "fetch_size": 10}
 
     seen: Counter[str] = Counter()
@@ -92,10 +87,8 @@ async def test_forged_page_state_is_400(http: httpx.AsyncClient, forged: str) ->
     assert response.json() == INVALID
 
 
-async def test_tampered_page_state_is_400(
-    http: httpx.AsyncClient, user_body: Callable[..., UserBody]
-) -> None:
-    await seed(http, user_body, 12, PAGES_AGE + 5)
+async def test_tampered_page_state_is_400(http: httpx.AsyncClient, seed_users: SeedUsers) -> None:
+    await seed_users(12, PAGES_AGE + 5)
     params = {"age_filter": PAGES_AGE + 5, "fetch_size": 10}
     token = await first_token(http, params)
     tampered = token[:8] + ("A" if token[8] != "A" else "B") + token[9:]
@@ -111,9 +104,9 @@ async def test_tampered_page_state_is_400(
     ids=["other-age", "no-age", "other-fetch-size"],
 )
 async def test_page_state_is_bound_to_its_query(
-    http: httpx.AsyncClient, user_body: Callable[..., UserBody], changed: dict[str, Any]
+    http: httpx.AsyncClient, seed_users: SeedUsers, changed: dict[str, Any]
 ) -> None:
-    await seed(http, user_body, 12, PAGES_AGE + 6)
+    await seed_users(12, PAGES_AGE + 6)
     params = {"age_filter": PAGES_AGE + 6, "fetch_size": 10}
     token = await first_token(http, params)
     # The same token still works for its own query...

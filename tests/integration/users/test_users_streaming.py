@@ -8,10 +8,14 @@ import math
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
+
+if TYPE_CHECKING:
+    from integration.users.conftest import SeedUsers
+
 
 pytestmark = pytest.mark.integration
 
@@ -21,18 +25,10 @@ STREAM_AGE = 140
 UserBody = dict[str, Any]
 
 
-async def seed(
-    http: httpx.AsyncClient, user_body: Callable[..., UserBody], count: int, age: int
-) -> set[str]:
-    response = await http.post("/users/batch", json=[user_body(age=age) for _ in range(count)])
-    assert response.status_code == 201, response.text
-    return {user["id"] for user in response.json()["users"]}
-
-
 async def test_stream_document_lists_matching_users_then_metadata(
-    http: httpx.AsyncClient, user_body: Callable[..., UserBody]
+    http: httpx.AsyncClient, seed_users: SeedUsers
 ) -> None:
-    mine = await seed(http, user_body, 25, STREAM_AGE)
+    mine = await seed_users(25, STREAM_AGE)
 
     response = await http.get(
         "/users/stream", params={"age_filter": STREAM_AGE, "fetch_size": 10, "limit": 1_000_000}
@@ -68,9 +64,9 @@ async def test_stream_without_matches_is_an_empty_document(http: httpx.AsyncClie
 
 
 async def test_stream_ndjson_is_one_user_per_line(
-    http: httpx.AsyncClient, user_body: Callable[..., UserBody]
+    http: httpx.AsyncClient, seed_users: SeedUsers
 ) -> None:
-    mine = await seed(http, user_body, 15, STREAM_AGE + 1)
+    mine = await seed_users(15, STREAM_AGE + 1)
 
     response = await http.get(
         "/users/stream",
@@ -99,10 +95,8 @@ async def test_streamed_users_equal_what_get_returns(
     assert created in streamed["users"]
 
 
-async def test_stream_stops_at_limit(
-    http: httpx.AsyncClient, user_body: Callable[..., UserBody]
-) -> None:
-    await seed(http, user_body, 12, STREAM_AGE + 3)
+async def test_stream_stops_at_limit(http: httpx.AsyncClient, seed_users: SeedUsers) -> None:
+    await seed_users(12, STREAM_AGE + 3)
     params = {"age_filter": STREAM_AGE + 3, "limit": 5, "fetch_size": 10}
 
     document = (await http.get("/users/stream", params=params)).json()
