@@ -8,7 +8,7 @@ plan is node 3 (token-aware, replicas in ring order), so every read starts there
   attempt on another node, which answered;
 * node 3 frozen with reads in flight, speculative reads off, then killed: the dead connection fails
   the reads in flight, the retry policy sends each to the next host, and each span shows attempt 1 on
-  node 3 and a retry elsewhere.
+  node 3, a retry count, and a later attempt elsewhere.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from cqlstar import localcluster
-from cqlstar.aiocassandra import AsyncCluster, AsyncSession
+from cqlstar.aiocassandra import AsyncCluster, AsyncSession, _driver
 
 pytestmark = pytest.mark.integration
 
@@ -72,8 +72,9 @@ def _traced_cluster(exporter: InMemorySpanExporter, **options: Any) -> AsyncClus
 
 async def _keys_starting_on_slow_node(session: AsyncSession, prepared: Any) -> list[int]:
     metadata = session.cluster.metadata
-    for _ in range(60):  # the driver must see every node up, or its plans skip one
-        if all(host.is_up for host in metadata.all_hosts()):
+    for _ in range(120):  # every node up, with a connection pool: a plan skips a node without one
+        pooled = _driver.pooled_hosts(session.driver_session)
+        if all(host.is_up and host in pooled for host in metadata.all_hosts()):
             break
         await asyncio.sleep(0.5)
     keys = []
@@ -119,9 +120,12 @@ async def test_a_frozen_coordinator_shows_as_a_speculative_attempt(keyspace: str
     assert [r.one().v for r in rows] == [f"v{k}" for k in keys]
     spans = _read_spans(exporter, keyspace)
     assert len(spans) == len(keys)
-    for span in spans:
+    # The reads the driver did send to the frozen node first (all of them, unless the driver had
+    # just marked it down: on a busy machine a heartbeat can be late).
+    started_frozen = [s for s in spans if _attempts(s)[:1] == [("initial", SLOW_ADDRESS)]]
+    assert len(started_frozen) >= len(keys) // 2, [_attempts(s) for s in spans]
+    for span in started_frozen:
         attempts = _attempts(span)
-        assert attempts[0] == ("initial", SLOW_ADDRESS), attempts
         assert len(attempts) >= 2, attempts
         # Speculative attempts, sometimes with a retry beside them: a coordinator that asked the
         # frozen replica for the data gets a read timeout, which the retry policy retries there.
@@ -144,18 +148,23 @@ async def test_a_coordinator_lost_mid_request_shows_as_a_retry(keyspace: str) ->
         exporter.clear()
         localcluster.freeze(SLOW_NODE)
         reads = [asyncio.ensure_future(session.execute(prepared, (k,), timeout=15)) for k in keys]
-        await asyncio.sleep(1.0)  # every read is now waiting on the frozen node
-        assert not any(r.done() for r in reads)
+        await asyncio.sleep(1.0)  # the reads sent to the frozen node are waiting on it
+        pending = {k for k, r in zip(keys, reads, strict=True) if not r.done()}
         await asyncio.to_thread(localcluster.kill, SLOW_NODE)
         rows = await asyncio.gather(*reads)
     assert [r.one().v for r in rows] == [f"v{k}" for k in keys]
+    assert len(pending) >= len(keys) // 2, "most reads were waiting on the frozen node"
     spans = _read_spans(exporter, keyspace)
     assert len(spans) == len(keys)
-    for span in spans:
+    lost = [s for s in spans if _attempts(s)[:1] == [("initial", SLOW_ADDRESS)]]
+    assert len(lost) >= len(pending)
+    for span in lost:
         attempts = _attempts(span)
-        assert attempts[0] == ("initial", SLOW_ADDRESS), attempts
-        assert attempts[1][0] == "retry", attempts
-        assert attempts[1][1] != SLOW_ADDRESS, attempts
+        assert len(attempts) >= 2, attempts
+        # A retry on another node; on a busy machine sometimes beside a resend (the node asked for
+        # the statement to be prepared again) or a second retry, which the kinds call `mixed`.
+        assert {kind for kind, _ in attempts[1:]} <= {"retry", "mixed"}, attempts
+        assert any(address != SLOW_ADDRESS for _, address in attempts[1:]), attempts
         assert span.attributes["cassandra.retries"] >= 1
         assert span.attributes["cassandra.speculative_executions"] == 0
         assert span.status.is_ok
