@@ -22,7 +22,7 @@ from .rows import Row
 
 if TYPE_CHECKING:
     from ._bridge import LoopBridge
-    from .session import AsyncSession
+    from ._context import ResultContext
 
 __all__ = ["AsyncResultSet", "fetch_next_page"]
 
@@ -61,24 +61,24 @@ class AsyncResultSet:
     """
 
     __slots__ = (
+        "_context",
         "_index",
         "_page_number",
         "_response_future",
         "_rows",
-        "_session",
         "_summary",
         "_timeout",
     )
 
     def __init__(
         self,
-        session: AsyncSession,
+        context: ResultContext,
         response_future: Any,
         rows: Any,
         summary: CqlSummary,
         timeout: float | None,
     ) -> None:
-        self._session = session
+        self._context = context
         self._response_future = response_future
         self._rows = _as_rows(rows)
         self._index = 0  # next row of the current page for `async for`
@@ -157,25 +157,25 @@ class AsyncResultSet:
             await self._fetch_next_page()
 
     async def _fetch_next_page(self) -> None:
-        session = self._session
+        context = self._context
         response_future = self._response_future
-        bridge = session._bridge_for(asyncio.get_running_loop())
-        query = session._telemetry.start_page(
-            self._summary, session.keyspace, response_future.query, self._page_number + 1
+        bridge = context.bridge()
+        query = context.telemetry.start_page(
+            self._summary, context.keyspace(), response_future.query, self._page_number + 1
         )
         try:
             rows = await fetch_next_page(response_future, bridge, self._timeout)
         except BaseException as exc:
             response_future.clear_callbacks()
             if query is not None:
-                session._telemetry.fail(query, response_future, exc, attempts=False)
+                context.telemetry.fail(query, response_future, exc, attempts=False)
             raise
         release_timer(response_future)
         self._rows = _as_rows(rows)
         self._index = 0
         self._page_number += 1
         if query is not None:
-            session._telemetry.succeed(query, response_future, len(self._rows), attempts=False)
+            context.telemetry.succeed(query, response_future, len(self._rows), attempts=False)
 
     def __repr__(self) -> str:
         return (

@@ -35,6 +35,7 @@ from cassandra.query import (
 )
 
 from ._bridge import LoopBridge
+from ._context import ResultContext
 from ._driver import (
     attempted_host,
     new_prepare_request,
@@ -122,6 +123,13 @@ class AsyncSession:
         self._streams: weakref.WeakSet[AsyncStreamingResultSet] = weakref.WeakSet()
         self._closed = False
         self._closing: asyncio.Future[Any] | None = None
+        # What results and streams of this session see of it.
+        self._results = ResultContext(
+            bridge_for=self._bridge_for,
+            telemetry=self._telemetry,
+            keyspace=lambda: self.keyspace,
+            stream_closed=self._forget_stream,
+        )
 
     # Plumbing ---------------------------------------------------------------------------------
 
@@ -213,7 +221,7 @@ class AsyncSession:
         release_timer(response_future)
         if query is not None:
             self._telemetry.succeed(query, response_future, _rows_in(rows))
-        return AsyncResultSet(self, response_future, rows, summary, timeout)
+        return AsyncResultSet(self._results, response_future, rows, summary, timeout)
 
     async def execute_batch(
         self,
@@ -245,7 +253,7 @@ class AsyncSession:
         response_future, rows, _ = await self._first_page(
             batch, None, timeout=timeout, paging_state=None, keep_span=False, summary=batch.summary
         )
-        return AsyncResultSet(self, response_future, rows, batch.summary, timeout)
+        return AsyncResultSet(self._results, response_future, rows, batch.summary, timeout)
 
     async def execute_stream(
         self,
@@ -277,7 +285,7 @@ class AsyncSession:
         )
         try:
             stream = AsyncStreamingResultSet(
-                self,
+                self._results,
                 response_future,
                 rows,
                 config=config,

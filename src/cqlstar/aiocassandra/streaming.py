@@ -43,7 +43,7 @@ from .rows import Row
 
 if TYPE_CHECKING:
     from ._bridge import LoopBridge
-    from .session import AsyncSession
+    from ._context import ResultContext
     from .telemetry import QueryTrace
 
 __all__ = ["AsyncStreamingResultSet", "StreamConfig"]
@@ -97,7 +97,7 @@ class AsyncStreamingResultSet:
 
     def __init__(
         self,
-        session: AsyncSession,
+        context: ResultContext,
         response_future: Any,
         first_rows: Any,
         *,
@@ -106,7 +106,7 @@ class AsyncStreamingResultSet:
         bridge: LoopBridge,
         query: QueryTrace | None,
     ) -> None:
-        self._session = session
+        self._context = context
         self._response_future = response_future
         self._config = config
         self._page_timeout = page_timeout
@@ -223,7 +223,7 @@ class AsyncStreamingResultSet:
         if not page:
             return
         if self._query is not None:
-            self._session._telemetry.page(self._query, self._page_number, len(page))
+            self._context.telemetry.page(self._query, self._page_number, len(page))
         callback = self._config.page_callback
         if callback is not None:
             try:
@@ -257,11 +257,11 @@ class AsyncStreamingResultSet:
         # Late answers for a page nobody will read are dropped by the driver instead of waking the
         # loop; the driver still completes (or times out) the request itself.
         self._response_future.clear_callbacks()
-        self._session._forget_stream(self)
+        self._context.stream_closed(self)
         query = self._query
         if query is not None:
             self._query = None
-            telemetry = self._session._telemetry
+            telemetry = self._context.telemetry
             if cancelled:
                 telemetry.event(query, "cassandra.stream.cancelled")
             if exc is None:
