@@ -79,7 +79,7 @@ redis-stop: sync
 
 # Run the whole test suite against real Cassandra (starts the local node if needed).
 [group("check")]
-test *args: sync
+test *args: sync _wrk
     uv run --frozen pytest {{args}}
 
 # The three-node cluster tests (tests/cluster): nodes killed, frozen, restarted under load; starts the cluster if needed.
@@ -114,12 +114,12 @@ fmt: sync
 
 # Benchmark the service and its ceilings into bench/results/latest/ (BENCH_SECONDS, BENCH_CONCURRENCY...).
 [group("bench")]
-bench: sync
+bench: sync _wrk
     uv run --frozen python -m bench.run
 
 # get_user and create_user against the local three-node cluster, three replicas at LOCAL_QUORUM (not part of `just bench`).
 [group("bench")]
-bench-cluster: sync cluster
+bench-cluster: sync _wrk cluster
     CASSANDRA_HOSTS=127.0.0.2,127.0.0.3,127.0.0.4 CASSANDRA_REPLICATION=datacenter1:3 \
     CASSANDRA_CONSISTENCY=LOCAL_QUORUM BENCH_SCENARIOS=get_user,create_user \
     BENCH_KEYSPACE="${BENCH_KEYSPACE:-bench_cluster}" BENCH_ROWS="${BENCH_ROWS:-20000}" \
@@ -133,4 +133,18 @@ _ensure-cassandra:
         echo "[cassandra] using the cluster named by CASSANDRA_HOSTS: ${CASSANDRA_HOSTS}:${CASSANDRA_PORT:-9042}" >&2
     else
         uv run --frozen python -m cqlstar.localnode start
+    fi
+
+# wrk, the benchmark's load generator (Debian's package), installed when missing and run as root.
+_wrk:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    command -v wrk >/dev/null && exit 0
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "[bench] wrk is missing: apt-get install -y wrk" >&2
+        export DEBIAN_FRONTEND=noninteractive
+        # A fresh machine may have no package lists yet.
+        apt-get install -y -q wrk >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q wrk >/dev/null; }
+    else
+        echo "[bench] wrk is missing (the benchmark's tests skip or fail): sudo apt-get install -y wrk" >&2
     fi

@@ -53,7 +53,7 @@ from bench.procs import CpuMeter, tree_rss_bytes
 from bench.seed import ensure_dataset
 from bench.server import FLOOR_FACTORY, SERVICE_FACTORY, Server, request, serve, stop
 from bench.stream import measure_stream
-from bench.wrk import WrkResult, compose_script, ensure_wrk, run_wrk, wrk_version
+from bench.wrk import WrkResult, compose_script, find_wrk, run_wrk, wrk_version
 
 _STARTED = time.monotonic()
 
@@ -162,7 +162,7 @@ READ_BY_KEY = "get_user"
 
 
 def provision(run: Run) -> None:
-    run.wrk = ensure_wrk()
+    run.wrk = find_wrk()
     provision_dataset(run)
 
 

@@ -9,7 +9,6 @@ the percentiles and error counts, so nothing depends on wrk's human-readable out
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import time
@@ -49,28 +48,14 @@ class WrkResult:
         return asdict(self)
 
 
-def ensure_wrk() -> str:
-    """The path of wrk, installing Debian's package first when it is missing and we are root."""
+def find_wrk() -> str:
+    """The path of wrk. Installing it is the recipes' job (`just bench` and `just test` do)."""
     if path := shutil.which("wrk"):
         return path
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        raise WrkError(
-            "wrk is not installed: install it (Debian/Ubuntu: `sudo apt-get install -y wrk`) and rerun"
-        )
-    print("[bench] wrk is missing: apt-get install -y wrk", flush=True)
-    if _apt("install", "-y", "-q", "wrk") != 0:
-        # A fresh machine has no package lists yet.
-        _apt("update", "-q", check=True)
-        _apt("install", "-y", "-q", "wrk", check=True)
-    if path := shutil.which("wrk"):
-        return path
-    raise WrkError("apt-get install wrk succeeded but wrk is not on PATH")
-
-
-def _apt(*args: str, check: bool = False) -> int:
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    completed = subprocess.run(["apt-get", *args], stdout=subprocess.DEVNULL, env=env, check=check)
-    return completed.returncode
+    raise WrkError(
+        "wrk is not installed: run `just bench` (it installs Debian's package when run as root), "
+        "or install it yourself (Debian/Ubuntu: `sudo apt-get install -y wrk`)"
+    )
 
 
 def wrk_version(wrk: str) -> str:
