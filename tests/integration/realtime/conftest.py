@@ -15,10 +15,11 @@ from __future__ import annotations
 import json
 import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import httpx
 import pytest
 
 from cqlstar import localredis
@@ -143,3 +144,20 @@ def issuer_app(
     served = serve_app(env, tmp_path_factory.mktemp("ws-issuer") / "server.log")
     yield served
     stop_app(served)
+
+
+@pytest.fixture(scope="module")
+def own_app(
+    app_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServedApp]:
+    """A service of the module's own (authentication off): its writes over HTTP stay out of the
+    shared service's request figures, which other suites assert on."""
+    served = serve_app(app_env, tmp_path_factory.mktemp("ws-own") / "server.log")
+    yield served
+    stop_app(served)
+
+
+@pytest.fixture
+async def own_http(own_app: ServedApp) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=own_app.base_url, timeout=30) as client:
+        yield client

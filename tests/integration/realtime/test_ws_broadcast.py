@@ -43,10 +43,10 @@ async def no_more_events_for(ws: WsClient, user_id: str, wait_s: float = 1.0) ->
 
 
 async def test_http_changes_reach_every_reader_once(
-    live_app: ServedApp, http: httpx.AsyncClient
+    own_app: ServedApp, own_http: httpx.AsyncClient
 ) -> None:
-    async with ws_connect(live_app.base_url) as one, ws_connect(live_app.base_url) as two:
-        created = (await http.post("/users", json=new_user())).json()
+    async with ws_connect(own_app.base_url) as one, ws_connect(own_app.base_url) as two:
+        created = (await own_http.post("/users", json=new_user())).json()
         uid = created["id"]
         for reader in (one, two):
             event = await reader.event_for(uid, "created")
@@ -58,12 +58,12 @@ async def test_http_changes_reach_every_reader_once(
                 "meta": None,
                 "msg": None,
             }
-        put = (await http.put(f"/users/{uid}", json={"age": 51})).json()
-        patched = (await http.patch(f"/users/{uid}", json={"name": "Renamed"})).json()
+        put = (await own_http.put(f"/users/{uid}", json={"age": 51})).json()
+        patched = (await own_http.patch(f"/users/{uid}", json={"name": "Renamed"})).json()
         for reader in (one, two):
             assert (await reader.event_for(uid, "updated"))["data"]["user"] == put
             assert (await reader.event_for(uid, "updated"))["data"]["user"] == patched
-        assert (await http.delete(f"/users/{uid}")).status_code == 204
+        assert (await own_http.delete(f"/users/{uid}")).status_code == 204
         for reader in (one, two):
             deleted = await reader.event_for(uid, "deleted")
             assert deleted["data"] == {"event": "deleted", "user_id": uid, "user": None}
@@ -72,29 +72,29 @@ async def test_http_changes_reach_every_reader_once(
 
 
 async def test_batch_creates_one_event_per_user(
-    live_app: ServedApp, http: httpx.AsyncClient
+    own_app: ServedApp, own_http: httpx.AsyncClient
 ) -> None:
-    async with ws_connect(live_app.base_url) as reader:
-        response = await http.post("/users/batch", json=[new_user() for _ in range(5)])
+    async with ws_connect(own_app.base_url) as reader:
+        response = await own_http.post("/users/batch", json=[new_user() for _ in range(5)])
         assert response.status_code == 201
         for user in response.json()["users"]:
             assert (await reader.event_for(user["id"], "created"))["data"]["user"] == user
 
 
 async def test_a_failed_change_publishes_nothing(
-    live_app: ServedApp, http: httpx.AsyncClient
+    own_app: ServedApp, own_http: httpx.AsyncClient
 ) -> None:
     missing = str(uuid.uuid4())
-    async with ws_connect(live_app.base_url) as reader:
-        assert (await http.patch(f"/users/{missing}", json={"age": 3})).status_code == 404
-        async with ws_connect(live_app.base_url) as writer:
+    async with ws_connect(own_app.base_url) as reader:
+        assert (await own_http.patch(f"/users/{missing}", json={"age": 3})).status_code == 404
+        async with ws_connect(own_app.base_url) as writer:
             assert (await writer.request(5, {"id": missing, "age": 3}))["status_code"] == 1
             assert (await writer.request(3, {"name": "x"}))["status_code"] == 2
         await no_more_events_for(reader, missing)
 
 
-async def test_websocket_changes_reach_the_writer_and_other_readers(live_app: ServedApp) -> None:
-    async with ws_connect(live_app.base_url) as writer, ws_connect(live_app.base_url) as reader:
+async def test_websocket_changes_reach_the_writer_and_other_readers(own_app: ServedApp) -> None:
+    async with ws_connect(own_app.base_url) as writer, ws_connect(own_app.base_url) as reader:
         created = (await writer.request(3, new_user()))["data"]
         uid = created["id"]
         for ws in (writer, reader):
@@ -131,23 +131,25 @@ async def _stalled_connection(base_url: str) -> websockets.ClientConnection:
 
 
 async def test_stalled_reader_is_closed_with_1013_and_others_keep_receiving(
-    live_app: ServedApp, http: httpx.AsyncClient
+    own_app: ServedApp, own_http: httpx.AsyncClient
 ) -> None:
-    stalled = await _stalled_connection(live_app.base_url)
+    stalled = await _stalled_connection(own_app.base_url)
     try:
-        async with ws_connect(live_app.base_url) as healthy:
+        async with ws_connect(own_app.base_url) as healthy:
             created: list[str] = []
             closes_before = (
-                (await http.get("/metrics")).json()["websocket"]["closes"].get("1013", 0)
+                (await own_http.get("/metrics")).json()["websocket"]["closes"].get("1013", 0)
             )
             # Each batch is 100 events of about 650 bytes. What the stalled reader does not take
             # fills the server's socket buffer (up to the kernel's 4 MiB), then its backlog: it
             # overflowed after about 48 batches when measured.
             for _ in range(150):
-                batch = await http.post("/users/batch", json=[large_user() for _ in range(100)])
+                batch = await own_http.post("/users/batch", json=[large_user() for _ in range(100)])
                 assert batch.status_code == 201
                 created += [user["id"] for user in batch.json()["users"]]
-                closes = (await http.get("/metrics")).json()["websocket"]["closes"].get("1013", 0)
+                closes = (
+                    (await own_http.get("/metrics")).json()["websocket"]["closes"].get("1013", 0)
+                )
                 if closes > closes_before:
                     break
             assert closes > closes_before, "the stalled reader was never closed"
