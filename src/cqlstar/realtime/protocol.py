@@ -267,9 +267,9 @@ class Invalid(msgspec.Struct, frozen=True):
     msg: str
 
 
-# Not strict, as Litestar decodes HTTP bodies: "36" is an age of 36, while booleans and fractional
-# numbers are still refused (the README's "lenient number parsing").
-_request_decoder: msgspec.json.Decoder[Request] = msgspec.json.Decoder(Request, strict=False)
+# Strict, as the HTTP API decodes its bodies (`cqlstar.web.inputs`): JSON types as the schema says,
+# so "36", 36.0 and booleans are not ages.
+_request_decoder: msgspec.json.Decoder[Request] = msgspec.json.Decoder(Request)
 _envelope_decoder = msgspec.json.Decoder(_Envelope)
 _control_decoder: msgspec.json.Decoder[ControlMessage] = msgspec.json.Decoder(ControlMessage)
 
