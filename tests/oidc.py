@@ -8,9 +8,13 @@ Importable from any test (`from oidc import keycloak_login`): pytest puts `tests
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -124,3 +128,46 @@ def wait_for(predicate: Any, timeout: float = 20.0, interval: float = 0.5) -> An
         if result or time.monotonic() > deadline:
             return result
         time.sleep(interval)
+
+
+@contextlib.contextmanager
+def serving_issuer(key_id: str) -> Iterator[OwnIssuer]:
+    """An `OwnIssuer` with one key, answering discovery and its JWKS on a free loopback port
+    until the block ends."""
+    state = OwnIssuer(port=0, keys=[new_rsa_key(key_id)])
+    state.published = list(state.keys)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path.endswith("/.well-known/openid-configuration"):
+                body: dict[str, Any] = {
+                    "issuer": state.issuer,
+                    "jwks_uri": f"{state.issuer}/certs",
+                    "token_endpoint": f"{state.issuer}/token",
+                }
+            elif self.path.endswith("/certs"):
+                state.jwks_requests += 1
+                body = {"keys": [key.as_dict(private=False) for key in state.published]}
+            else:
+                self.send_response(404)
+                self.end_headers()
+                return
+            data = json.dumps(body).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    state.port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()

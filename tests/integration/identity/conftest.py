@@ -3,15 +3,12 @@ against a test issuer of our own (`test_issuer_app`)."""
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
-from oidc import PASSWORDS, OwnIssuer, keycloak_login, new_rsa_key
+from oidc import PASSWORDS, OwnIssuer, keycloak_login, serving_issuer
 from served import ServedApp, serve_app, stop_app
 
 
@@ -39,41 +36,8 @@ def tokens(keycloak: Any) -> dict[str, dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def test_issuer() -> Iterator[OwnIssuer]:
-    state = OwnIssuer(port=0, keys=[new_rsa_key("test-key-1")])
-    state.published = list(state.keys)
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            if self.path.endswith("/.well-known/openid-configuration"):
-                body: dict[str, Any] = {
-                    "issuer": state.issuer,
-                    "jwks_uri": f"{state.issuer}/certs",
-                    "token_endpoint": f"{state.issuer}/token",
-                }
-            elif self.path.endswith("/certs"):
-                state.jwks_requests += 1
-                body = {"keys": [key.as_dict(private=False) for key in state.published]}
-            else:
-                self.send_response(404)
-                self.end_headers()
-                return
-            data = json.dumps(body).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield state
-    server.shutdown()
-    server.server_close()
+    with serving_issuer("test-key-1") as issuer:
+        yield issuer
 
 
 @pytest.fixture(scope="module")

@@ -12,18 +12,15 @@ these, each a real `python -m cqlstar` process:
 
 from __future__ import annotations
 
-import json
 import shutil
-import threading
 from collections.abc import AsyncIterator, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
 import pytest
 
 from cqlstar import localredis
-from oidc import PASSWORDS, OwnIssuer, keycloak_login, new_rsa_key
+from oidc import PASSWORDS, OwnIssuer, keycloak_login, serving_issuer
 from served import ServedApp, free_port, serve_app, stop_app
 
 
@@ -91,40 +88,8 @@ def limited_app(
 def own_issuer() -> Iterator[OwnIssuer]:
     """A test issuer over real HTTP (discovery and JWKS of keys we hold): it signs tokens that
     expire within seconds, which the development realm (5 minute tokens) cannot."""
-    state = OwnIssuer(port=0, keys=[new_rsa_key("ws-test-key")])
-    state.published = list(state.keys)
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            if self.path.endswith("/.well-known/openid-configuration"):
-                body: dict[str, Any] = {
-                    "issuer": state.issuer,
-                    "jwks_uri": f"{state.issuer}/certs",
-                    "token_endpoint": f"{state.issuer}/token",
-                }
-            elif self.path.endswith("/certs"):
-                body = {"keys": [key.as_dict(private=False) for key in state.published]}
-            else:
-                self.send_response(404)
-                self.end_headers()
-                return
-            data = json.dumps(body).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield state
-    server.shutdown()
-    server.server_close()
+    with serving_issuer("ws-test-key") as issuer:
+        yield issuer
 
 
 @pytest.fixture(scope="module")

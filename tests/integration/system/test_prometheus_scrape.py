@@ -92,7 +92,10 @@ def test_prometheus_scrapes_the_service_and_its_series_are_queryable(
         assert client.get(f"/users/{uuid.uuid4()}").status_code == 404
 
     def target_up() -> dict[str, Any] | None:
-        targets = httpx.get(f"{prometheus}/api/v1/targets", timeout=5).json()["data"]
+        answer = httpx.get(f"{prometheus}/api/v1/targets", timeout=5)
+        if answer.status_code != 200:  # "Service Unavailable" while Prometheus is starting
+            return None
+        targets = answer.json()["data"]
         active = targets["activeTargets"]
         return active[0] if active and active[0]["health"] == "up" else None
 
