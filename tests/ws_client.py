@@ -62,7 +62,13 @@ class WsClient:
         frame: dict[str, Any] = {"pkg_id": pkg_id, "req_id": req_id}
         if data is not None:
             frame["data"] = data
-        await self.connection.send(json.dumps(frame))
+        try:
+            await self.connection.send(json.dumps(frame))
+        except websockets.ConnectionClosed:
+            # The server closed first (1008 over the connection limit, say): the same answer as a
+            # close that arrives while the request waits.
+            del self._waiting[req_id]
+            raise ConnectionError(f"closed: {self.close_code}") from None
         return await asyncio.wait_for(future, timeout)
 
     async def send_raw(self, frame: str | bytes) -> None:
