@@ -26,6 +26,7 @@ one-time build step (15 to 30 s more), redone whenever build options change.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -197,13 +198,27 @@ def discovery_answers(timeout: float = 3.0) -> bool:
 
 
 def running_pid() -> int | None:
-    """The pid of the Keycloak this module started, if that process is alive (running or frozen)."""
+    """The pid of the launcher this module started, if it is alive (running or frozen).
+
+    The launcher (`kc.sh`) runs the JVM as its child, except after Keycloak's rebuild step, when it
+    execs into it; so this pid is the JVM's or its parent's. Both lead a process group of their
+    own (`start_new_session`), which is what `signal_keycloak` signals.
+    """
     try:
         pid = int(pid_file().read_text())
         os.kill(pid, 0)
     except (OSError, ValueError):
         return None
     return pid
+
+
+def signal_keycloak(sig: signal.Signals) -> None:
+    """Send `sig` to the launcher and the JVM alike (SIGSTOP to one of them freezes nothing)."""
+    pid = running_pid()
+    if pid is None:
+        raise ProcessLookupError("no local Keycloak started by this checkout is running")
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, sig)
 
 
 def start() -> str:
@@ -269,13 +284,13 @@ def stop(grace_s: float = 30.0) -> None:
         pid_file().unlink(missing_ok=True)
         _log("no local Keycloak is running")
         return
-    os.kill(pid, signal.SIGCONT)
-    os.kill(pid, signal.SIGTERM)
+    signal_keycloak(signal.SIGCONT)
+    os.kill(pid, signal.SIGTERM)  # the launcher forwards it to the JVM and waits for it
     deadline = time.monotonic() + grace_s
     while time.monotonic() < deadline and alive(pid):
         time.sleep(0.5)
     if alive(pid):
-        os.kill(pid, signal.SIGKILL)
+        signal_keycloak(signal.SIGKILL)  # the launcher alone would leave the JVM running
     pid_file().unlink(missing_ok=True)
     _log(f"stopped Keycloak (pid {pid})")
 

@@ -12,7 +12,6 @@ The key lives only until Keycloak restarts (its database is in memory).
 
 from __future__ import annotations
 
-import os
 import signal
 import time
 import uuid
@@ -36,13 +35,12 @@ def client(auth_app: ServedApp) -> Iterator[httpx.Client]:
 
 
 def test_tokens_keep_working_while_keycloak_is_frozen(client: httpx.Client, keycloak: Any) -> None:
-    pid = localkeycloak.running_pid()
-    if pid is None:
+    if localkeycloak.running_pid() is None:
         pytest.skip("the Keycloak answering was not started by this checkout's tooling")
     reused = keycloak_login(keycloak, "bob")["access_token"]
     never_seen = keycloak_login(keycloak, "alice")["access_token"]
     assert client.get("/users?limit=1", headers=bearer(reused)).status_code == 200
-    os.kill(pid, signal.SIGSTOP)
+    localkeycloak.signal_keycloak(signal.SIGSTOP)
     try:
         with pytest.raises(httpx.TimeoutException):
             httpx.get(localkeycloak.DISCOVERY_URL, timeout=0.5)  # it is really not answering
@@ -50,7 +48,7 @@ def test_tokens_keep_working_while_keycloak_is_frozen(client: httpx.Client, keyc
         assert client.get("/users?limit=1", headers=bearer(never_seen)).status_code == 200
         assert client.get("/users/stream?limit=1", headers=bearer(never_seen)).status_code == 200
     finally:
-        os.kill(pid, signal.SIGCONT)
+        localkeycloak.signal_keycloak(signal.SIGCONT)
     assert httpx.get(localkeycloak.DISCOVERY_URL, timeout=10).status_code == 200
 
 
