@@ -18,10 +18,10 @@ from typing import Any
 
 import httpx
 
-from bench.procs import CpuMeter
+from bench.harness.procs import CpuMeter
+from bench.harness.server import SERVICE_FACTORY, Server, serve, stop
+from bench.harness.wrk import compose_script, run_wrk
 from bench.run import READ_BY_KEY, Run, combine_rounds, http_entry, say
-from bench.server import SERVICE_FACTORY, Server, serve, stop
-from bench.wrk import compose_script, run_wrk
 from cqlstar.identity import localkeycloak
 
 AUTH = "auth"

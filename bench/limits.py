@@ -21,8 +21,8 @@ from __future__ import annotations
 from typing import Any
 
 from bench.auth import _login, _measure
+from bench.harness.server import SERVICE_FACTORY, serve, stop
 from bench.run import Run, combine_rounds, say
-from bench.server import SERVICE_FACTORY, serve, stop
 from cqlstar import localredis
 from cqlstar.identity import localkeycloak
 

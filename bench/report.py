@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import slow_readers
-from bench.config import ROOT
+from bench.harness.config import ROOT
 
 Entry = Mapping[str, Any]
 

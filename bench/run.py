@@ -1,6 +1,6 @@
 """`just bench`: one run that measures the service, its ceilings and its memory side by side.
 
-    uv run python -m bench.run            (what `just bench` runs; BENCH_* variables, see bench.config)
+    uv run python -m bench.run            (what `just bench` runs; BENCH_* variables, see bench.harness.config)
 
 Phases, each on a freshly started server where one is needed:
 1. provision: wrk, the Cassandra node, the bench keyspace with its users, the id pool;
@@ -37,23 +37,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from bench import report as reporting
 from bench import slow_readers
-from bench.collector import Receiver, start_receiver
-from bench.config import (
+from bench.harness.collector import Receiver, start_receiver
+from bench.harness.config import (
     HTTP_SCENARIOS,
     ROOT,
     SLOW_READERS_SCENARIO,
     STREAM_SCENARIO,
     BenchConfig,
 )
-from bench.http_floor import FLOOR_PATH
-from bench.machine import machine_facts
-from bench.procs import CpuMeter, tree_rss_bytes
-from bench.seed import ensure_dataset
-from bench.server import FLOOR_FACTORY, SERVICE_FACTORY, Server, request, serve, stop
+from bench.harness.http_floor import FLOOR_PATH
+from bench.harness.machine import machine_facts
+from bench.harness.procs import CpuMeter, tree_rss_bytes
+from bench.harness.seed import ensure_dataset
+from bench.harness.server import FLOOR_FACTORY, SERVICE_FACTORY, Server, request, serve, stop
+from bench.harness.wrk import WrkResult, compose_script, find_wrk, run_wrk, wrk_version
 from bench.stream import measure_stream
-from bench.wrk import WrkResult, compose_script, find_wrk, run_wrk, wrk_version
 
 _STARTED = time.monotonic()
 
@@ -336,7 +338,7 @@ def stream_phase(run: Run, server: Server) -> None:
         "name": STREAM_SCENARIO,
         "concurrency": 1,
         "requests_per_second": full.streams_per_second,
-        **full.latency,
+        **msgspec.structs.asdict(full.latency),
         "errors": full.errors,
         "rows_per_second": full.rows_per_second,
         "rows_per_stream": config.stream_rows,
@@ -380,7 +382,7 @@ def slow_readers_phase(run: Run, server: Server) -> None:
 
 
 def floor_phase(run: Run) -> None:
-    say("serving the HTTP floor (bench.http_floor:create_floor_app) under granian")
+    say("serving the HTTP floor (bench.harness.http_floor:create_floor_app) under granian")
     server = serve(
         "http_floor",
         FLOOR_FACTORY,
@@ -673,9 +675,14 @@ def main() -> int:
     if "provision" not in run.failed_phases:
         run.phase(READ_BY_KEY, lambda: service_phase(run, (READ_BY_KEY,), stream=False))
         if config.wants("raw_driver"):
-            run.phase("raw_driver", lambda: ceiling_phase(run, "raw_driver", "bench.raw_driver"))
+            run.phase(
+                "raw_driver", lambda: ceiling_phase(run, "raw_driver", "bench.harness.raw_driver")
+            )
         if config.wants("async_layer"):
-            run.phase("async_layer", lambda: ceiling_phase(run, "async_layer", "bench.layer_reads"))
+            run.phase(
+                "async_layer",
+                lambda: ceiling_phase(run, "async_layer", "bench.harness.layer_reads"),
+            )
         if config.wants("tracing"):
             run.phase("tracing", lambda: tracing_phase(run))
         if config.wants("http_floor"):

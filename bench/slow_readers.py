@@ -28,8 +28,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from bench.procs import RssSampler, tree_rss_bytes
-from bench.server import request
+from bench.harness.procs import RssSampler, tree_rss_bytes
+from bench.harness.server import request
 
 STALLED = 20
 SLOW = 4

@@ -14,8 +14,8 @@ import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from bench.procs import RssSampler, tree_rss_bytes
-from bench.stats import latency_summary
+from bench.harness.procs import RssSampler, tree_rss_bytes
+from bench.harness.stats import Latency, latency_summary
 
 _READ_CHUNK = 256 * 1024
 
@@ -32,7 +32,7 @@ class StreamResult:
     streams_per_second: float
     duration_s: float
     first_row_ms: float
-    latency: dict[str, float]
+    latency: Latency
     errors: int
     baseline_rss_mb: float
     peak_rss_mb: float

@@ -38,10 +38,10 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 
 from bench.auth import _login, _measure
-from bench.procs import CpuMeter, tree_rss_bytes
+from bench.harness.procs import CpuMeter, tree_rss_bytes
+from bench.harness.server import SERVICE_FACTORY, Server, serve, stop
+from bench.harness.stats import percentile
 from bench.run import Run, say
-from bench.server import SERVICE_FACTORY, Server, serve, stop
-from bench.stats import percentile
 from cqlstar import localredis
 from cqlstar.identity import localkeycloak
 

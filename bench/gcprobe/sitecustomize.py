@@ -1,5 +1,5 @@
 """The garbage collector's share of a profiled service: loaded through PYTHONPATH by
-`python -m bench.profile`, never by the service itself.
+`python -m bench.probes.profile`, never by the service itself.
 
 With `CQLSTAR_GC_PROBE_DIR` set, every process started from this interpreter (granian's server and
 its forked workers) adds up the time its collections take (`gc.callbacks`) and how many ran per

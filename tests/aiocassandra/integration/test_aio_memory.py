@@ -1,7 +1,7 @@
 """A finished query is freed by reference counting, without waiting for the garbage collector.
 
 Under load, queries that only the cyclic collector could free made every collection walk each
-query's objects again (about a tenth of the service's CPU in `python -m bench.profile get_user`).
+query's objects again (about a tenth of the service's CPU in `python -m bench.probes.profile get_user`).
 """
 
 from __future__ import annotations

@@ -159,7 +159,7 @@ def test_in_process_tool_measures_both_apps_with_tracing_off_and_by_default(
         [
             sys.executable,
             "-m",
-            "bench.inprocess",
+            "bench.probes.inprocess",
             *("--rounds", "1", "--requests", "160", "--concurrency", "8"),
         ],
         cwd=ROOT,

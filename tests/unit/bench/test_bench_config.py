@@ -3,7 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from bench.config import ALL_SCENARIOS, BenchConfig, BenchConfigError
+from bench.harness.config import ALL_SCENARIOS, BenchConfig, BenchConfigError
 
 
 def test_defaults_give_the_full_run() -> None:

@@ -5,7 +5,7 @@ import subprocess
 import sys
 import time
 
-from bench.procs import CpuMeter, RssSampler, cpu_seconds, process_tree, rss_bytes
+from bench.harness.procs import CpuMeter, RssSampler, cpu_seconds, process_tree, rss_bytes
 
 
 def _burn(iterations: int = 300_000) -> int:

@@ -1,9 +1,9 @@
-"""`python -m bench.span_cost`: each configuration traces as it says, and all are reported."""
+"""`python -m bench.probes.span_cost`: each configuration traces as it says, and all are reported."""
 
 from __future__ import annotations
 
 import pytest
-from bench import span_cost
+from bench.probes import span_cost
 
 
 def test_every_configuration_runs_and_traces_as_intended(

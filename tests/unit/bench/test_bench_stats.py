@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from bench.stats import latency_summary, percentile
+from bench.harness.stats import Latency, latency_summary, percentile
 
 
 def test_percentile_is_nearest_rank() -> None:
@@ -14,4 +14,4 @@ def test_percentile_is_nearest_rank() -> None:
 
 def test_latency_summary_is_in_milliseconds_from_unsorted_seconds() -> None:
     summary = latency_summary([0.003, 0.001, 0.002, 0.010])
-    assert summary == {"p50_ms": 2.0, "p90_ms": 10.0, "p99_ms": 10.0, "max_ms": 10.0}
+    assert summary == Latency(p50_ms=2.0, p90_ms=10.0, p99_ms=10.0, max_ms=10.0)

@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from bench.wrk import WrkError, compose_script, parse_result, run_wrk, to_result
+from bench.harness.wrk import WrkError, compose_script, parse_result, run_wrk, to_result
 
 SAMPLE = (
     "Running 1s test @ http://127.0.0.1:8000/\n"

@@ -24,7 +24,9 @@ from cqlstar.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[3]
 
-BENCH_FLOOR = ServeOptions(factory="bench.http_floor:create_floor_app", workers=2, backlog=2048)
+BENCH_FLOOR = ServeOptions(
+    factory="bench.harness.http_floor:create_floor_app", workers=2, backlog=2048
+)
 
 
 def test_the_server_binds_where_the_settings_say_with_the_projects_options() -> None:
@@ -38,7 +40,7 @@ def test_the_server_binds_where_the_settings_say_with_the_projects_options() -> 
 
 def test_options_reach_the_server() -> None:
     server = granian_server(Settings(port=9001), BENCH_FLOOR)
-    assert server.target == "bench.http_floor:create_floor_app"
+    assert server.target == "bench.harness.http_floor:create_floor_app"
     assert (server.workers, server.backlog) == (2, 2048)
     assert server.bind_port == 9001
 
@@ -54,7 +56,7 @@ def test_a_command_parses_back_into_its_options() -> None:
         "-m",
         "cqlstar",
         "--factory",
-        "bench.http_floor:create_floor_app",
+        "bench.harness.http_floor:create_floor_app",
         "--workers",
         "2",
         "--backlog",
@@ -116,7 +118,7 @@ def test_several_workers_without_redis_exit_2_before_granian_starts(
     assert served == []
     # One worker needs no Redis, and another factory (the benchmark's floor) keeps no shared state.
     main([])
-    main(["--workers", "2", "--factory", "bench.http_floor:create_floor_app"])
+    main(["--workers", "2", "--factory", "bench.harness.http_floor:create_floor_app"])
     assert [options.workers for options in served] == [1, 2]
 
 

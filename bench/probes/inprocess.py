@@ -1,9 +1,9 @@
 """What the service's app costs without an HTTP server: its ASGI app called in-process.
 
-    uv run python -m bench.inprocess                      # 3 rounds of 20,000 requests each
-    uv run python -m bench.inprocess --rounds 5 --requests 40000
+    uv run python -m bench.probes.inprocess                      # 3 rounds of 20,000 requests each
+    uv run python -m bench.probes.inprocess --rounds 5 --requests 40000
     OTEL_SDK_DISABLED=true uv run --with py-spy py-spy record --gil -o get_user.svg -- \
-        python -m bench.inprocess --measure get_user --requests 60000
+        python -m bench.probes.inprocess --measure get_user --requests 60000
 
 `just bench` reports CPU per request for the service under granian (`get_user`), for the same app
 answering a constant body (the HTTP floor) and for the driver and the async layer without HTTP. What
@@ -35,14 +35,14 @@ import sys
 import time
 from typing import Any
 
-from bench.config import ROOT, BenchConfig
-from bench.http_floor import FLOOR_PATH
+from bench.harness.config import ROOT, BenchConfig
+from bench.harness.http_floor import FLOOR_PATH
 from cqlstar.services import Services
 
 # (app factory, how a request's path is made from an id of the pool)
 APPS: dict[str, tuple[str, str]] = {
     "get_user": ("cqlstar.app:create_app", "/users/{id}"),
-    "http_floor": ("bench.http_floor:create_floor_app", FLOOR_PATH),
+    "http_floor": ("bench.harness.http_floor:create_floor_app", FLOOR_PATH),
 }
 TRACING: dict[str, dict[str, str]] = {
     "off": {"OTEL_SDK_DISABLED": "true"},
@@ -159,7 +159,7 @@ def measure_once(
         [
             sys.executable,
             "-m",
-            "bench.inprocess",
+            "bench.probes.inprocess",
             "--measure",
             app_name,
             "--ids",

@@ -1,4 +1,4 @@
-"""What one request body costs the worker in memory: `uv run python -m bench.body_memory`.
+"""What one request body costs the worker in memory: `uv run python -m bench.probes.body_memory`.
 
 Serves the service (`python -m cqlstar`, authentication off, keyspace `BENCH_KEYSPACE` or
 `cqlstar_bench`), then POSTs a valid user padded to 1 MiB with an ignored field `x` of `[[],[],...]`:
@@ -15,8 +15,8 @@ import os
 import tempfile
 from pathlib import Path
 
-from bench.procs import process_tree
-from bench.server import SERVICE_FACTORY, request, serve, stop
+from bench.harness.procs import process_tree
+from bench.harness.server import SERVICE_FACTORY, request, serve, stop
 
 ONE_MIB = 1024 * 1024
 CONCURRENT = 8

@@ -7,30 +7,31 @@ tuples (`tuple_factory`), the driver's cheapest row form, so this is the stricte
 
 Run by the harness as a child process and prints one JSON object:
 
-    python -m bench.raw_driver --keyspace cqlstar_bench --ids ids.txt --concurrency 64 --seconds 30
+    python -m bench.harness.raw_driver --keyspace cqlstar_bench --ids ids.txt --concurrency 64 --seconds 30
 """
 
 from __future__ import annotations
 
-import argparse
 import itertools
-import json
-import random
-import resource
 import threading
 import time
 import uuid
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, Session
 from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
 from cassandra.query import PreparedStatement, tuple_factory
 
-from bench.procs import CpuMeter
-from bench.statements import READ_USER
-from bench.stats import latency_summary
+from bench.harness.ceiling import (
+    CpuWindow,
+    Reads,
+    ceiling_arguments,
+    ceiling_result,
+    emit,
+    read_ids,
+)
+from bench.harness.statements import READ_USER
 
 
 class CallbackReader:
@@ -51,14 +52,13 @@ class CallbackReader:
         # both draw from it while the first requests are being issued.
         self._sequence = itertools.count()
         self._deadline = 0.0
-        self._latencies: list[float] = []
-        self._errors = 0
+        self._reads = Reads(0.0)
         self._outstanding = 0
         self._lock = threading.Lock()
         self._finished = threading.Event()
 
-    def run(self, seconds: float) -> dict[str, Any]:
-        self._latencies, self._errors = [], 0
+    def run(self, seconds: float) -> Reads:
+        self._reads = Reads(seconds)
         self._outstanding = self._concurrency
         self._finished.clear()
         started = time.perf_counter()
@@ -67,14 +67,7 @@ class CallbackReader:
             self._issue()
         if not self._finished.wait(seconds + 60):
             raise TimeoutError("reads still in flight a minute after the deadline")
-        completed = len(self._latencies)
-        return {
-            "reads": completed,
-            "errors": self._errors,
-            "duration_s": round(seconds, 3),
-            "reads_per_second": round(completed / seconds, 1),
-            **latency_summary(self._latencies),
-        }
+        return self._reads
 
     def _issue(self) -> None:
         key = self._ids[next(self._sequence) % len(self._ids)]
@@ -87,14 +80,14 @@ class CallbackReader:
     def _on_rows(self, rows: list[tuple[Any, ...]], started: float) -> None:
         now = time.perf_counter()
         if now <= self._deadline:
-            self._latencies.append(now - started)
+            self._reads.latencies.append(now - started)
             self._issue()
         else:
             self._retire()
 
     def _on_error(self, exc: BaseException, started: float) -> None:
         if time.perf_counter() <= self._deadline:
-            self._errors += 1
+            self._reads.errors += 1
             self._issue()
         else:
             self._retire()
@@ -104,13 +97,6 @@ class CallbackReader:
             self._outstanding -= 1
             if self._outstanding == 0:
                 self._finished.set()
-
-
-def read_ids(path: Path) -> list[uuid.UUID]:
-    ids = [uuid.UUID(line) for line in path.read_text().split()]
-    # A fixed shuffle: the same spread over the partitions in every run, unlike token order.
-    random.Random(7).shuffle(ids)
-    return ids
 
 
 def connect(hosts: list[str], port: int, keyspace: str) -> tuple[Cluster, Session]:
@@ -123,21 +109,6 @@ def connect(hosts: list[str], port: int, keyspace: str) -> tuple[Cluster, Sessio
     return cluster, cluster.connect(keyspace)
 
 
-def ceiling_arguments(description: str | None) -> argparse.ArgumentParser:
-    """The command line both read ceilings (this one and `bench.layer_reads`) take."""
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--hosts", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=9042)
-    parser.add_argument("--keyspace", required=True)
-    parser.add_argument("--ids", type=Path, required=True)
-    parser.add_argument("--concurrency", type=int, required=True)
-    parser.add_argument("--seconds", type=float, required=True)
-    parser.add_argument("--warmup", type=float, default=1.0)
-    # Cassandra's CPU is read here, around the measured window only (not the connect or warm-up).
-    parser.add_argument("--cassandra-pid", type=int, default=None)
-    return parser
-
-
 def main(argv: list[str] | None = None) -> None:
     args = ceiling_arguments(__doc__).parse_args(argv)
 
@@ -147,25 +118,18 @@ def main(argv: list[str] | None = None) -> None:
         reader = CallbackReader(session, statement, read_ids(args.ids), args.concurrency)
         if args.warmup > 0:
             reader.run(args.warmup)
-        meter = CpuMeter({"cassandra": args.cassandra_pid})
-        cpu_before = _own_cpu_seconds()
-        meter.start()
-        result = reader.run(args.seconds)
-        result["cpu_seconds"] = {
-            "client": round(_own_cpu_seconds() - cpu_before, 3),
-            **meter.stop(),
-        }
-        result["connection_class"] = cluster.connection_class.__name__
-        result["protocol_version"] = cluster.protocol_version
-        result["concurrency"] = args.concurrency
+        with CpuWindow(args.cassandra_pid) as window:
+            reads = reader.run(args.seconds)
+        result = ceiling_result(
+            reads,
+            args.concurrency,
+            window.cpu_seconds,
+            connection_class=cluster.connection_class.__name__,
+            protocol_version=cluster.protocol_version,
+        )
     finally:
         cluster.shutdown()
-    print(json.dumps(result), flush=True)
-
-
-def _own_cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+    emit(result)
 
 
 if __name__ == "__main__":

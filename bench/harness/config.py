@@ -11,7 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
+# The data files next to the code: wrk's Lua scripts, the collector's configuration, the GC probe.
+BENCH_DIR = ROOT / "bench"
 
 # Everything the harness can measure, in the order it measures them. `BENCH_SCENARIOS` picks a subset.
 HTTP_SCENARIOS = ("get_user", "list_users", "create_user", "update_user")

@@ -2,7 +2,7 @@
 
 The preferred receiver is the real collector binary that `otel/build-collector.sh` builds (once per
 machine, cached outside the repository), run with `bench/otelcol.yaml`. When it cannot be had (no Go
-toolchain, or `BENCH_COLLECTOR=sink`), `bench.otlp_sink` stands in: a small OTLP/gRPC receiver in
+toolchain, or `BENCH_COLLECTOR=sink`), `bench.harness.otlp_sink` stands in: a small OTLP/gRPC receiver in
 its own process. Either way the harness can ask how many spans have arrived, which proves the
 "on" and "sampled" configurations really export.
 """
@@ -19,11 +19,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.config import ROOT
-from bench.server import free_port, request
+from bench.harness.config import BENCH_DIR, ROOT
+from bench.harness.server import free_port, request
 
 BUILD_SCRIPT = ROOT / "otel" / "build-collector.sh"
-BENCH_CONFIG = Path(__file__).resolve().parent / "otelcol.yaml"
+BENCH_CONFIG = BENCH_DIR / "otelcol.yaml"
 _DEBUG_SPANS = re.compile(rb'"spans": (\d+)')
 
 
@@ -130,7 +130,7 @@ def start_receiver(choice: str, work_dir: Path) -> Receiver:
             [
                 sys.executable,
                 "-m",
-                "bench.otlp_sink",
+                "bench.harness.otlp_sink",
                 "--port",
                 str(grpc_port),
                 "--count-file",
@@ -142,7 +142,7 @@ def start_receiver(choice: str, work_dir: Path) -> Receiver:
         )
     receiver = Receiver(
         "sink",
-        f"bench.otlp_sink, a minimal OTLP/gRPC receiver (the collector was not used: {why})",
+        f"bench.harness.otlp_sink, a minimal OTLP/gRPC receiver (the collector was not used: {why})",
         endpoint,
         process,
         log_path,

@@ -1,7 +1,7 @@
 """Mixed HTTP load against the service on the local three-node cluster, and the node-freeze figure.
 
-    uv run python -m bench.cluster freeze                                  (speculative execution on)
-    uv run python -m bench.cluster freeze --speculative-delay-ms off       (off)
+    uv run python -m bench.probes.cluster freeze                                  (speculative execution on)
+    uv run python -m bench.probes.cluster freeze --speculative-delay-ms off       (off)
 
 `freeze` starts the local cluster if it does not answer (`cqlstar.localcluster`), serves the service
 on it (three replicas, LOCAL_QUORUM, a keyspace of its own, dropped at the end), then runs the same
@@ -223,7 +223,7 @@ async def measure_freeze(
 
 
 def _serve_on_cluster(speculative_delay_ms: str, log_dir: Path) -> tuple[Any, str]:
-    from bench.server import SERVICE_FACTORY, serve
+    from bench.harness.server import SERVICE_FACTORY, serve
     from cqlstar import localcluster
 
     keyspace = f"bench_cluster_{uuid.uuid4().hex[:8]}"
@@ -253,11 +253,11 @@ def _drop_keyspace(keyspace: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from bench.server import stop
+    from bench.harness.server import stop
     from cqlstar import localcluster
 
     parser = argparse.ArgumentParser(
-        prog="python -m bench.cluster", description=__doc__.splitlines()[0]
+        prog="python -m bench.probes.cluster", description=__doc__.splitlines()[0]
     )
     parser.add_argument("action", choices=["freeze"])
     parser.add_argument("--speculative-delay-ms", default="50", help="a delay in ms, or off")

@@ -133,3 +133,11 @@ def children_cpu_seconds() -> float:
 
 def total(values: Iterable[float]) -> float:
     return round(sum(values), 3)
+
+
+def own_cpu_seconds() -> float:
+    """CPU seconds of this process so far (all its threads)."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime

@@ -8,7 +8,7 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-from bench.config import ROOT
+from bench.harness.config import ROOT
 
 _PACKAGES = (
     "cqlstar",

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from bench.config import ROOT
+from bench.harness.config import ROOT
 from cqlstar.serving import APP_FACTORY, ServeOptions, serve_command
 
 SERVICE_FACTORY = APP_FACTORY
-FLOOR_FACTORY = "bench.http_floor:create_floor_app"
+FLOOR_FACTORY = "bench.harness.http_floor:create_floor_app"
 
 
 def free_port() -> int:

@@ -20,7 +20,7 @@ from pathlib import Path
 from cassandra.cluster import Cluster, Session
 from cassandra.concurrent import execute_concurrent_with_args
 
-from bench.statements import INSERT_USER, SELECT_IDS
+from bench.harness.statements import INSERT_USER, SELECT_IDS
 from cqlstar.aiocassandra import AsyncCluster
 from cqlstar.database.schema import create_schema
 from cqlstar.settings import parse_replication

@@ -1,8 +1,8 @@
 """Where the service's time goes under load: py-spy samples the granian worker while wrk drives it.
 
-    uv run python -m bench.profile                       # get_user at concurrency 64, 15 s
-    uv run python -m bench.profile update_user --seconds 20 --env OTEL_SDK_DISABLED=true
-    uv run python -m bench.profile http_floor            # the same app stack, a constant body
+    uv run python -m bench.probes.profile                       # get_user at concurrency 64, 15 s
+    uv run python -m bench.probes.profile update_user --seconds 20 --env OTEL_SDK_DISABLED=true
+    uv run python -m bench.probes.profile http_floor            # the same app stack, a constant body
 
 Only samples taken while a thread holds the GIL are kept (`py-spy --gil`): with one worker process,
 the GIL is what serialises the event loop, the driver's I/O thread and the exporter, so "share of
@@ -30,12 +30,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from bench.config import ROOT, BenchConfig
-from bench.http_floor import FLOOR_PATH
-from bench.procs import CpuMeter, cpu_seconds, process_tree
+from bench.harness.config import BENCH_DIR, ROOT, BenchConfig
+from bench.harness.http_floor import FLOOR_PATH
+from bench.harness.procs import CpuMeter, cpu_seconds, process_tree
+from bench.harness.server import FLOOR_FACTORY, SERVICE_FACTORY, serve, stop
+from bench.harness.wrk import WrkResult, compose_script, run_wrk
 from bench.run import SCENARIOS, Run, provision, say
-from bench.server import FLOOR_FACTORY, SERVICE_FACTORY, serve, stop
-from bench.wrk import WrkResult, compose_script, run_wrk
 
 # Innermost match wins, so the order only matters for paths two patterns could both claim.
 COMPONENTS: tuple[tuple[str, str], ...] = (
@@ -123,7 +123,7 @@ def record(pid: int, seconds: int, output: Path) -> None:
     subprocess.run(command, check=True, capture_output=True, timeout=seconds + 120)
 
 
-GC_PROBE = Path(__file__).resolve().parent / "gcprobe"
+GC_PROBE = BENCH_DIR / "gcprobe"
 
 
 def read_gc_totals(directory: Path, pid: int) -> dict[str, Any] | None:
@@ -239,7 +239,7 @@ def main(argv: list[str] | None = None) -> None:
         + (f" with {' '.join(args.env)}" if args.env else "")
         + f"\n\n{wrk.requests_per_second:,.0f} req/s, p50 {wrk.p50_ms:.1f} ms, p99 {wrk.p99_ms:.1f} ms, "
         f"service CPU {1e6 * cpu / max(wrk.requests, 1):.0f} µs per request; load average "
-        f"{os.getloadavg()[0]:.2f}. Reproduce: `uv run python -m bench.profile {args.scenario} "
+        f"{os.getloadavg()[0]:.2f}. Reproduce: `uv run python -m bench.probes.profile {args.scenario} "
         f"--seconds {args.seconds} --concurrency {args.concurrency}"
         + "".join(f" --env {e}" for e in args.env)
         + "`\n\n"

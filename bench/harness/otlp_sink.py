@@ -4,7 +4,7 @@ It accepts `TraceService/Export`, counts the spans, and drops them. Running in i
 its cost out of the service's CPU figures, as a real collector's would be. The harness reads the
 count from the file named by `--count-file`, rewritten after every export.
 
-    python -m bench.otlp_sink --port 4317 --count-file spans.txt
+    python -m bench.harness.otlp_sink --port 4317 --count-file spans.txt
 """
 
 from __future__ import annotations

@@ -15,9 +15,10 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from bench.procs import children_cpu_seconds
+from bench.harness.config import BENCH_DIR
+from bench.harness.procs import children_cpu_seconds
 
-LUA_DIR = Path(__file__).resolve().parent / "lua"
+LUA_DIR = BENCH_DIR / "lua"
 RESULT_MARKER = "BENCH_RESULT "
 # Longer than any latency we expect at 256 connections: a slow answer must count as a latency, not
 # vanish as a timeout.

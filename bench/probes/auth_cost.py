@@ -1,7 +1,7 @@
 """What the token check alone costs per request, in process: the service's app with and without it.
 
-    uv run python -m bench.auth_cost                  # 20,000 requests per round, 5 rounds each
-    uv run python -m bench.auth_cost --requests 50000 --rounds 3
+    uv run python -m bench.probes.auth_cost                  # 20,000 requests per round, 5 rounds each
+    uv run python -m bench.probes.auth_cost --requests 50000 --rounds 3
 
 The app is the service's own (`create_app`), called as an ASGI application with no server, on a
 protected route that makes no query (`GET /context_manager_safety/status`, `admin`), so what differs
@@ -61,7 +61,7 @@ async def _measure(requests: int, rounds: int, token: str | None) -> list[float]
     """In the child: CPU µs per request for each round."""
     from cqlstar.app import create_app
 
-    # Called as a server calls it, with plain dicts: typed loosely, as bench.inprocess does.
+    # Called as a server calls it, with plain dicts: typed loosely, as bench.probes.inprocess does.
     app: Any = create_app()
     lifespan_in: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     lifespan_out: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
@@ -114,7 +114,7 @@ def _child(mode: str, requests: int, rounds: int, issuer: str, token: str) -> li
         else {"CQLSTAR_AUTH": "disabled"}
     )
     done = subprocess.run(
-        [sys.executable, "-m", "bench.auth_cost", "--measure", str(requests), str(rounds)],
+        [sys.executable, "-m", "bench.probes.auth_cost", "--measure", str(requests), str(rounds)],
         env=env,
         capture_output=True,
         text=True,

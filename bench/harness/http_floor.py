@@ -5,7 +5,7 @@ telemetry, msgspec serialisation, lifespan) with one more route, `GET /bench/flo
 user-shaped Struct. What the service's `get_user` costs beyond this floor is the database read and the
 work around it; what this floor costs is granian, Litestar and the middleware. Served with:
 
-    python -m cqlstar --factory bench.http_floor:create_floor_app
+    python -m cqlstar --factory bench.harness.http_floor:create_floor_app
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ provider is configured here, so the layer's spans go to OpenTelemetry's no-op tr
 
 Run by the harness as a child process and prints one JSON object:
 
-    python -m bench.layer_reads --keyspace cqlstar_bench --ids ids.txt --concurrency 64 --seconds 30
+    python -m bench.harness.layer_reads --keyspace cqlstar_bench --ids ids.txt --concurrency 64 --seconds 30
 """
 
 from __future__ import annotations
@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
-import json
-import resource
 import time
 import uuid
 from collections.abc import Sequence
@@ -24,10 +22,16 @@ from typing import Any
 
 import uvloop
 
-from bench.procs import CpuMeter
-from bench.raw_driver import ceiling_arguments, read_ids
-from bench.statements import READ_USER
-from bench.stats import latency_summary
+from bench.harness.ceiling import (
+    CeilingResult,
+    CpuWindow,
+    Reads,
+    ceiling_arguments,
+    ceiling_result,
+    emit,
+    read_ids,
+)
+from bench.harness.statements import READ_USER
 from cqlstar.aiocassandra import AsyncCluster, AsyncSession
 
 
@@ -38,8 +42,7 @@ async def _reader(
     *,
     sequence: itertools.count[int],
     deadline: float,
-    latencies: list[float],
-    errors: list[BaseException],
+    reads: Reads,
 ) -> None:
     while True:
         key = ids[next(sequence) % len(ids)]
@@ -48,11 +51,12 @@ async def _reader(
             result = await session.execute(statement, (key,))
             result.one()
         except Exception as exc:  # counted and reported: a ceiling must not die on one failure
-            errors.append(exc)
+            reads.errors += 1
+            reads.first_error = reads.first_error or repr(exc)
         now = time.perf_counter()
         if now > deadline:
             return
-        latencies.append(now - started)
+        reads.latencies.append(now - started)
 
 
 async def measure(
@@ -61,36 +65,20 @@ async def measure(
     ids: Sequence[uuid.UUID],
     concurrency: int,
     seconds: float,
-) -> dict[str, Any]:
-    latencies: list[float] = []
-    errors: list[BaseException] = []
+) -> Reads:
+    reads = Reads(seconds)
     sequence = itertools.count()
     deadline = time.perf_counter() + seconds
     await asyncio.gather(
         *(
-            _reader(
-                session,
-                statement,
-                ids,
-                sequence=sequence,
-                deadline=deadline,
-                latencies=latencies,
-                errors=errors,
-            )
+            _reader(session, statement, ids, sequence=sequence, deadline=deadline, reads=reads)
             for _ in range(concurrency)
         )
     )
-    return {
-        "reads": len(latencies),
-        "errors": len(errors),
-        "first_error": repr(errors[0]) if errors else None,
-        "duration_s": round(seconds, 3),
-        "reads_per_second": round(len(latencies) / seconds, 1),
-        **latency_summary(latencies),
-    }
+    return reads
 
 
-async def run(args: argparse.Namespace) -> dict[str, Any]:
+async def run(args: argparse.Namespace) -> CeilingResult:
     cluster = AsyncCluster(args.hosts.split(","), port=args.port)
     try:
         session = await cluster.connect(args.keyspace)
@@ -98,30 +86,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         ids = read_ids(args.ids)
         if args.warmup > 0:
             await measure(session, statement, ids, args.concurrency, args.warmup)
-        meter = CpuMeter({"cassandra": args.cassandra_pid})
-        cpu_before = _own_cpu_seconds()
-        meter.start()
-        result = await measure(session, statement, ids, args.concurrency, args.seconds)
-        result["cpu_seconds"] = {
-            "client": round(_own_cpu_seconds() - cpu_before, 3),
-            **meter.stop(),
-        }
-        result["concurrency"] = args.concurrency
+        with CpuWindow(args.cassandra_pid) as window:
+            reads = await measure(session, statement, ids, args.concurrency, args.seconds)
         await session.close()
     finally:
         await cluster.shutdown()
-    return result
+    return ceiling_result(reads, args.concurrency, window.cpu_seconds)
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = ceiling_arguments(__doc__).parse_args(argv)
-    result = uvloop.run(run(args))
-    print(json.dumps(result), flush=True)
-
-
-def _own_cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+    emit(uvloop.run(run(ceiling_arguments(__doc__).parse_args(argv))))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """What tracing alone costs per request: the service's own instrumentation, without HTTP or Cassandra.
 
-    uv run python -m bench.span_cost                 # every configuration, 30,000 requests each
-    uv run python -m bench.span_cost --requests 100000
+    uv run python -m bench.probes.span_cost                 # every configuration, 30,000 requests each
+    uv run python -m bench.probes.span_cost --requests 100000
 
 A `get_user` request makes two spans: the SERVER span of `cqlstar.telemetry.http` and the CLIENT
 span of `cqlstar.aiocassandra`. Here the real middleware wraps an ASGI app that only does what the
@@ -134,7 +134,7 @@ def run_configuration(name: str, requests: int) -> float:
     """µs per request for one configuration, measured in a fresh process."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith(_OTEL_PREFIX)}
     done = subprocess.run(
-        [sys.executable, "-m", "bench.span_cost", "--measure", "--requests", str(requests)],
+        [sys.executable, "-m", "bench.probes.span_cost", "--measure", "--requests", str(requests)],
         env={**clean, **CONFIGURATIONS[name], "LOG_LEVEL": "WARNING"},
         capture_output=True,
         text=True,
