@@ -13,13 +13,17 @@ appends to that connection's own bounded backlog and never waits, so one slow re
 the others or the fan-out; a reader whose backlog is full is closed with 1013 (see
 `cqlstar.realtime.connection`). One subscription per process rather than one per connection keeps an
 idle connection's cost at a set entry, and uses only the plugin's public API.
+
+Redis going away: a publish fails (counted, as above); the subscription is kept alive by
+`ResubscribingRedisPubSub`, so once Redis answers again events flow without a restart. Pub/sub keeps
+no history: events published while the subscription was down are missed by this process's readers.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager, suppress
 from typing import Protocol
 
@@ -31,6 +35,7 @@ from litestar.channels.backends.redis import RedisChannelsPubSubBackend
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from cqlstar.realtime.metrics import WebSocketMetrics
 from cqlstar.realtime.protocol import UserEvent, UserEventKind, UserEventMessage
@@ -49,6 +54,82 @@ def users_channel(keyspace: str) -> str:
 
 _tracer = trace.get_tracer("cqlstar.realtime")
 _encode = msgspec.json.Encoder().encode
+
+
+# How long the subscription waits before reading again after Redis failed it: doubling from the first
+# to the last, so a restart is picked up within a second and an outage costs a few reads a minute.
+RESUBSCRIBE_DELAYS_S = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
+
+
+def _delay_after(failures: int) -> float:
+    return RESUBSCRIBE_DELAYS_S[min(failures, len(RESUBSCRIBE_DELAYS_S) - 1)]
+
+
+class ResubscribingRedisPubSub(RedisChannelsPubSubBackend):
+    """Litestar's Redis pub/sub backend, with a subscription that outlives Redis being away.
+
+    The stock backend fails the app's start when Redis does not answer the first SUBSCRIBE, and its
+    event stream ends at the first connection error, taking the plugin's subscription task with it:
+    no reader on this process would get an event again until the service restarted. Here:
+    - a SUBSCRIBE that fails is retried in the background until Redis answers, so the service
+      starts (degraded, like its limits) with Redis down;
+    - a read that fails is retried after a pause, and redis-py's `PubSub` reconnects on that read and
+      re-subscribes the channels it had (its `on_connect`).
+    Each failure is counted (`on_lost`); the first of a run of them is logged.
+    """
+
+    def __init__(self, *, redis: Redis, key_prefix: str, on_lost: Callable[[], None]) -> None:
+        super().__init__(redis=redis, key_prefix=key_prefix)
+        self._on_lost = on_lost
+        self._late_subscriptions: set[asyncio.Task[None]] = set()
+
+    def _failed(self, exc: BaseException, failures: int, what: str) -> float:
+        self._on_lost()
+        if failures == 0:
+            log.warning(
+                f"broadcast subscription: {what} failed; retrying until Redis answers",
+                extra={"error": type(exc).__qualname__},
+            )
+        return _delay_after(failures)
+
+    async def subscribe(self, channels: Iterable[str]) -> None:
+        channels = list(channels)
+        try:
+            await super().subscribe(channels)
+        except (RedisError, OSError) as exc:
+            self._failed(exc, 0, "SUBSCRIBE")
+            task = asyncio.create_task(self._subscribe_when_back(channels))
+            self._late_subscriptions.add(task)
+            task.add_done_callback(self._late_subscriptions.discard)
+
+    async def _subscribe_when_back(self, channels: list[str]) -> None:
+        failures = 1
+        while True:
+            await asyncio.sleep(_delay_after(failures))
+            try:
+                await super().subscribe(channels)
+            except (RedisError, OSError) as exc:
+                self._failed(exc, failures, "SUBSCRIBE")
+                failures += 1
+            else:
+                log.info("broadcast subscription: subscribed once Redis answered")
+                return
+
+    async def on_shutdown(self) -> None:
+        for task in self._late_subscriptions:
+            task.cancel()
+        await super().on_shutdown()
+
+    async def stream_events(self) -> AsyncGenerator[tuple[str, bytes], None]:
+        failures = 0
+        while True:
+            try:
+                async for event in super().stream_events():
+                    failures = 0
+                    yield event
+            except (RedisError, OSError) as exc:
+                await asyncio.sleep(self._failed(exc, failures, "reading events"))
+                failures += 1
 
 
 class Reader(Protocol):
@@ -72,9 +153,13 @@ class UserEvents:
         return ChannelsPlugin(backend=MemoryChannelsBackend(), channels=[channel])
 
     @staticmethod
-    def redis_channels(redis: Redis, channel: str) -> ChannelsPlugin:
+    def redis_channels(redis: Redis, channel: str, metrics: WebSocketMetrics) -> ChannelsPlugin:
         """Redis pub/sub: every process subscribed to the channel receives each event once."""
-        backend = RedisChannelsPubSubBackend(redis=redis, key_prefix="cqlstar:channels")
+
+        def lost() -> None:
+            metrics.broadcast_subscription_errors += 1
+
+        backend = ResubscribingRedisPubSub(redis=redis, key_prefix="cqlstar:channels", on_lost=lost)
         return ChannelsPlugin(backend=backend, channels=[channel])
 
     async def publish(self, kind: UserEventKind, user_id: str, user: User | None) -> None:

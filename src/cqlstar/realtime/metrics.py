@@ -28,6 +28,9 @@ class WebSocketFigures(msgspec.Struct, frozen=True, kw_only=True):
     broadcast_deliveries: int
     # Events not delivered because the reader's backlog was full (it is then closed with 1013).
     broadcast_drops: int
+    # Reads of the broadcast subscription that Redis failed (each is retried; events published
+    # while it is down are missed by this process's readers).
+    broadcast_subscription_errors: int
     rate_limited: int
     auth_failures: int
     # Connects admitted without checking the connection limit because Redis did not answer.
@@ -44,6 +47,7 @@ class WebSocketMetrics:
         self.broadcast_publish_failures = 0
         self.broadcast_deliveries = 0
         self.broadcast_drops = 0
+        self.broadcast_subscription_errors = 0
         self.rate_limited = 0
         self.auth_failures = 0
         self.slot_failures = 0
@@ -61,6 +65,7 @@ class WebSocketMetrics:
             broadcast_publish_failures=self.broadcast_publish_failures,
             broadcast_deliveries=self.broadcast_deliveries,
             broadcast_drops=self.broadcast_drops,
+            broadcast_subscription_errors=self.broadcast_subscription_errors,
             rate_limited=self.rate_limited,
             auth_failures=self.auth_failures,
             slot_failures=self.slot_failures,

@@ -78,7 +78,7 @@ class Realtime:
         self.channels = (
             UserEvents.memory_channels(channel)
             if redis is None
-            else UserEvents.redis_channels(redis, channel)
+            else UserEvents.redis_channels(redis, channel, self.metrics)
         )
         self.events = UserEvents(self.channels, self.metrics, channel)
         self.verifier = verifier

@@ -21,6 +21,7 @@ Families (all prefixed `cqlstar_`; labels from bounded sets only):
 | `websocket_closes_total` | counter (closed by the server) | code |
 | `broadcast_published_total`, `broadcast_publish_failures_total` | counter | |
 | `broadcast_deliveries_total`, `broadcast_drops_total` | counter | |
+| `broadcast_subscription_errors_total` | counter (reads Redis failed; retried) | |
 | `rate_limit_rejections_total` | counter | kind (`http`, `login`, `ws`) |
 | `rate_limit_unavailable_total` | counter (checks that failed open) | |
 | `authentication_failures_total` | counter | transport (`http`, `websocket`), reason |
@@ -202,6 +203,11 @@ class ServiceCollector(Collector):
                 "broadcast_drops",
                 ws.broadcast_drops,
                 "Broadcast events not delivered: the reader's backlog was full",
+            ),
+            (
+                "broadcast_subscription_errors",
+                ws.broadcast_subscription_errors,
+                "Reads of the broadcast subscription that Redis failed (retried)",
             ),
         ):
             family = CounterMetricFamily(_PREFIX + name, help_text)
