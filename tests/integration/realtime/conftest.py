@@ -12,7 +12,6 @@ these, each a real `python -m cqlstar` process:
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -21,16 +20,14 @@ import pytest
 
 from cqlstar import localredis
 from oidc import PASSWORDS, OwnIssuer, keycloak_login, serving_issuer
-from served import ServedApp, free_port, serve_app, stop_app
+from private_redis import private_redis
+from served import ServedApp, serve_app, stop_app
 
 
 @pytest.fixture(scope="session")
 def ws_redis() -> Iterator[localredis.RedisInstance]:
-    instance = localredis.RedisInstance(free_port())
-    localredis.start(instance)
-    yield instance
-    localredis.stop(instance)
-    shutil.rmtree(instance.directory, ignore_errors=True)
+    with private_redis() as instance:
+        yield instance
 
 
 @pytest.fixture(scope="session")

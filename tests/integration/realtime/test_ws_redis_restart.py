@@ -5,7 +5,6 @@ connections are never dropped for it."""
 from __future__ import annotations
 
 import asyncio
-import shutil
 import time
 import uuid
 from collections.abc import Iterator
@@ -16,7 +15,8 @@ import httpx
 import pytest
 
 from cqlstar import localredis
-from served import ServedApp, free_port, serve_app, stop_app
+from private_redis import private_redis
+from served import ServedApp, serve_app, stop_app
 from ws_client import WsClient, ws_connect
 
 pytestmark = pytest.mark.integration
@@ -24,11 +24,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def restartable_redis() -> Iterator[localredis.RedisInstance]:
-    instance = localredis.RedisInstance(free_port())
-    localredis.start(instance)
-    yield instance
-    localredis.stop(instance)
-    shutil.rmtree(instance.directory, ignore_errors=True)
+    with private_redis() as instance:
+        yield instance
 
 
 @pytest.fixture(scope="module")
@@ -91,20 +88,16 @@ async def test_broadcast_resumes_after_redis_restarts(
 async def test_a_service_started_while_redis_is_down_broadcasts_once_it_answers(
     app_env: dict[str, str], tmp_path: Path
 ) -> None:
-    late = localredis.RedisInstance(free_port())
-    served = serve_app({**app_env, "REDIS_URL": late.url}, tmp_path / "server.log")
-    try:
-        async with httpx.AsyncClient(base_url=served.base_url, timeout=30) as http:
-            health = (await http.get("/health")).json()
-            assert health["status"] == "degraded"
-            assert health["checks"]["redis"]["status"] == "down"
-            async with ws_connect(served.base_url) as reader:
-                localredis.start(late)
-                try:
+    with private_redis(started=False) as late:
+        served = serve_app({**app_env, "REDIS_URL": late.url}, tmp_path / "server.log")
+        try:
+            async with httpx.AsyncClient(base_url=served.base_url, timeout=30) as http:
+                health = (await http.get("/health")).json()
+                assert health["status"] == "degraded"
+                assert health["checks"]["redis"]["status"] == "down"
+                async with ws_connect(served.base_url) as reader:
+                    localredis.start(late)
                     await broadcast_reaches(http, reader, within_s=20)
                     assert (await http.get("/health")).json()["status"] == "healthy"
-                finally:
-                    localredis.stop(late)
-    finally:
-        stop_app(served)
-        shutil.rmtree(late.directory, ignore_errors=True)
+        finally:
+            stop_app(served)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -25,6 +24,7 @@ import pytest
 
 from cqlstar import localredis
 from oidc import new_rsa_key
+from private_redis import private_redis
 from served import ServedApp, free_port, serve_app, stop_app
 
 pytestmark = pytest.mark.integration
@@ -92,11 +92,8 @@ def static_issuer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StaticIs
 
 @pytest.fixture(scope="module")
 def own_redis() -> Iterator[localredis.RedisInstance]:
-    instance = localredis.RedisInstance(free_port())
-    localredis.start(instance)
-    yield instance
-    localredis.stop(instance)
-    shutil.rmtree(instance.directory, ignore_errors=True)
+    with private_redis() as instance:
+        yield instance
 
 
 @pytest.fixture(scope="module")
