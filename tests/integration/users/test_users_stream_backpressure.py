@@ -17,12 +17,12 @@ import json
 import socket
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from process_memory import process_tree, resident_bytes
 from served import ServedApp, serve_app, stop_app
 
 pytestmark = pytest.mark.integration
@@ -38,40 +38,13 @@ CLIENT_RCVBUF = 64 * 1024
 PAGES_PER_STALLED_STREAM = 8
 
 
-def process_tree(root: int) -> list[int]:
-    """`root` and every descendant (granian serves from a worker process it forks)."""
-    pids, pending = [], [root]
-    while pending:
-        pid = pending.pop()
-        pids.append(pid)
-        for task in Path(f"/proc/{pid}/task").glob("*"):
-            try:
-                pending += [int(c) for c in (task / "children").read_text().split()]
-            except OSError:
-                continue
-    return pids
-
-
-def resident_bytes(root: int) -> int:
-    total = 0
-    for pid in process_tree(root):
-        try:
-            status = Path(f"/proc/{pid}/status").read_text()
-        except OSError:
-            continue
-        for line in status.splitlines():
-            if line.startswith("VmRSS:"):
-                total += int(line.split()[1]) * 1024
-    return total
-
-
 def settled_rss(root: int, *, within_s: float = 30.0) -> int:
     """The RSS once it stops moving (two samples a second apart within 1%), or the last sample."""
-    previous = resident_bytes(root)
+    previous = resident_bytes(process_tree(root))
     deadline = time.monotonic() + within_s
     while time.monotonic() < deadline:
         time.sleep(1.0)
-        current = resident_bytes(root)
+        current = resident_bytes(process_tree(root))
         if abs(current - previous) < previous / 100:
             return current
         previous = current

@@ -7,11 +7,12 @@ import json
 import math
 from collections import Counter
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
+
+from process_memory import process_tree, resident_bytes
 
 if TYPE_CHECKING:
     from integration.users.conftest import SeedUsers
@@ -124,33 +125,6 @@ async def test_stream_parameters_out_of_range_are_422(
     response = await http.get("/users/stream", params=params)
     assert response.status_code == 422
     assert [issue["loc"] for issue in response.json()["detail"]] == [loc]
-
-
-def process_tree(root: int) -> list[int]:
-    """`root` and every descendant (granian serves from a worker process it forks)."""
-    pids, pending = [], [root]
-    while pending:
-        pid = pending.pop()
-        pids.append(pid)
-        for task in Path(f"/proc/{pid}/task").glob("*"):
-            try:
-                pending += [int(c) for c in (task / "children").read_text().split()]
-            except OSError:
-                continue
-    return pids
-
-
-def resident_bytes(pids: list[int]) -> int:
-    total = 0
-    for pid in pids:
-        try:
-            status = Path(f"/proc/{pid}/status").read_text()
-        except OSError:
-            continue
-        for line in status.splitlines():
-            if line.startswith("VmRSS:"):
-                total += int(line.split()[1]) * 1024
-    return total
 
 
 async def test_streaming_100k_users_keeps_server_memory_bounded(
