@@ -137,9 +137,9 @@ def test_a_malformed_setting_stops_main_before_granian_starts(
     assert f"{name}={value!r}: expected a port number" in capsys.readouterr().err
 
 
-def test_python_m_cqlstar_refuses_a_malformed_port_before_binding() -> None:
-    env = {**os.environ, "PORT": "80a"}
-    proc = subprocess.run(
+def run_python_m_cqlstar(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`python -m cqlstar` in a child process, for the refusals that stop it before it serves."""
+    return subprocess.run(
         [sys.executable, "-m", "cqlstar"],
         cwd=ROOT,
         env=env,
@@ -148,6 +148,11 @@ def test_python_m_cqlstar_refuses_a_malformed_port_before_binding() -> None:
         timeout=60,
         check=False,
     )
+
+
+def test_python_m_cqlstar_refuses_a_malformed_port_before_binding() -> None:
+    env = {**os.environ, "PORT": "80a"}
+    proc = run_python_m_cqlstar(env)
     assert proc.returncode == 2
     assert proc.stderr.strip() == "cqlstar: PORT='80a': expected a port number"
     assert "Starting granian" not in proc.stdout + proc.stderr
@@ -174,15 +179,7 @@ def test_serving_imports_neither_the_web_layer_nor_the_driver() -> None:
 def test_python_m_cqlstar_refuses_to_run_open_by_accident() -> None:
     """Authentication is on by default: without OIDC_ISSUER the service does not start at all."""
     env = {k: v for k, v in os.environ.items() if k not in {"OIDC_ISSUER", "CQLSTAR_AUTH"}}
-    proc = subprocess.run(
-        [sys.executable, "-m", "cqlstar"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    proc = run_python_m_cqlstar(env)
     assert proc.returncode == 2
     assert proc.stderr.startswith("cqlstar: OIDC_ISSUER is not set")
     assert "CQLSTAR_AUTH=disabled" in proc.stderr
