@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
+from ._cursor import PageCursor
 from ._driver import column_names, paging_state, release_timer, restart_request_timer
 from .budget import remaining
 from .cql import CqlSummary
@@ -53,22 +54,14 @@ def _as_rows(value: Any) -> list[Row]:
     return value if isinstance(value, list) else []
 
 
-class AsyncResultSet:
+class AsyncResultSet(PageCursor):
     """The result of one `execute`: the first page now, later pages when iterated.
 
     Iteration is a cursor: a second `async for` (or `all()`) continues where the previous one
     stopped. Not meant to be iterated by two tasks at once.
     """
 
-    __slots__ = (
-        "_context",
-        "_index",
-        "_page_number",
-        "_response_future",
-        "_rows",
-        "_summary",
-        "_timeout",
-    )
+    __slots__ = ("_context", "_page_number", "_response_future", "_summary", "_timeout")
 
     def __init__(
         self,
@@ -78,10 +71,9 @@ class AsyncResultSet:
         summary: CqlSummary,
         timeout: float | None,
     ) -> None:
+        super().__init__(_as_rows(rows))
         self._context = context
         self._response_future = response_future
-        self._rows = _as_rows(rows)
-        self._index = 0  # next row of the current page for `async for`
         self._page_number = 1
         self._summary = summary
         self._timeout = timeout
@@ -143,18 +135,11 @@ class AsyncResultSet:
         self._index = len(self._rows)
         return rows
 
-    def __aiter__(self) -> AsyncResultSet:
-        return self
-
-    async def __anext__(self) -> Row:
-        while True:
-            index = self._index
-            if index < len(self._rows):
-                self._index = index + 1
-                return self._rows[index]
-            if not self._response_future.has_more_pages:
-                raise StopAsyncIteration
-            await self._fetch_next_page()
+    async def _advance(self) -> bool:
+        if not self._response_future.has_more_pages:
+            return False
+        await self._fetch_next_page()
+        return True
 
     async def _fetch_next_page(self) -> None:
         context = self._context

@@ -37,6 +37,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ._cursor import PageCursor
 from ._driver import paging_state, release_timer
 from .result import fetch_next_page
 from .rows import Row
@@ -92,7 +93,7 @@ class _Completed:
 _COMPLETED = _Completed()
 
 
-class AsyncStreamingResultSet:
+class AsyncStreamingResultSet(PageCursor):
     """Rows of one query, fetched page by page with one page of prefetch; see the module docs."""
 
     def __init__(
@@ -106,14 +107,13 @@ class AsyncStreamingResultSet:
         bridge: LoopBridge,
         query: QueryTrace | None,
     ) -> None:
+        super().__init__([])
         self._context = context
         self._response_future = response_future
         self._config = config
         self._page_timeout = page_timeout
         self._bridge = bridge
         self._query = query
-        self._rows: list[Row] = []
-        self._index = 0
         self._page_number = 0
         self._total_rows = 0
         self._paging_state: bytes | None = None
@@ -152,18 +152,6 @@ class AsyncStreamingResultSet:
         return self._closed
 
     # Consuming --------------------------------------------------------------------------------
-
-    def __aiter__(self) -> AsyncStreamingResultSet:
-        return self
-
-    async def __anext__(self) -> Row:
-        while True:
-            index = self._index
-            if index < len(self._rows):
-                self._index = index + 1
-                return self._rows[index]
-            if not await self._advance():
-                raise StopAsyncIteration
 
     async def pages(self) -> AsyncIterator[list[Row]]:
         """Iterate page by page: the unconsumed rest of the current page, then each later page.
