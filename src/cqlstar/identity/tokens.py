@@ -105,10 +105,15 @@ class TokenVerifier:
 
     async def verify(self, token: str) -> Principal:
         """The token's principal, or `InvalidToken` (also for a revoked token)."""
+        return (await self.verify_unrevoked(token)).principal
+
+    async def verify_unrevoked(self, token: str) -> VerifiedToken:
+        """`check`, then `InvalidToken` if the token's session has ended; for a caller that keeps
+        the token's `revocation_keys` to look again later (a long-lived connection)."""
         verified = await self.check(token)
         if self.is_revoked(verified):
             raise InvalidToken("the token's session has ended")
-        return verified.principal
+        return verified
 
     def is_revoked(self, verified: VerifiedToken) -> bool:
         return self.revocations.is_revoked(verified.revocation_keys)

@@ -13,8 +13,9 @@ Broadcast events wait in a bounded per-connection backlog (`MAX_BACKLOG`) and ar
 exists only while there is something to send, so an idle connection holds no task but its own. A
 reader whose backlog overflows (it does not read what it is sent) is closed with 1013.
 
-Housekeeping that depends on time (the 5 s authentication deadline, token expiry, dead peers) is done
-for all connections by one sweep per second (`cqlstar.realtime.runtime`), not a timer per connection.
+Housekeeping that depends on time (the 5 s authentication deadline, token expiry and logout, dead
+peers) is done for all connections by one sweep per second (`cqlstar.realtime.runtime`), not a timer
+per connection.
 """
 
 from __future__ import annotations
@@ -90,6 +91,7 @@ class Connection:
         "last_seen",
         "pinged",
         "principal",
+        "revocation_keys",
         "runtime",
         "slot_held",
         "socket",
@@ -105,6 +107,8 @@ class Connection:
         self.last_seen = now
         self.pinged = False
         self.principal: Principal | None = None
+        # What logging out the presented token's session revokes (the sweep closes the connection).
+        self.revocation_keys: tuple[str, ...] = ()
         self.slot_held = False
         self.closing: CloseCode | None = None
         self.close_requested: CloseCode | None = None
@@ -128,11 +132,12 @@ class Connection:
             if runtime.auth_disabled:
                 await self._admit(runtime.anonymous_principal(self.id))
             elif token is not None:
-                principal = await runtime.verify(token)
-                if principal is None:
+                verified = await runtime.verify(token)
+                if verified is None:
                     await self.close(CloseCode.INVALID_TOKEN)
                     return
-                await self._admit(principal)
+                self.revocation_keys = verified.revocation_keys
+                await self._admit(verified.principal)
             if self.closing is None:
                 await self._receive_loop()
         except asyncio.CancelledError:
@@ -260,11 +265,15 @@ class Connection:
     async def _authenticate(self, token: str) -> None:
         """A first authentication, or a fresh token for the same principal (renewal)."""
         runtime = self.runtime
-        principal = await runtime.verify(token)
+        verified = await runtime.verify(token)
         current = self.principal
-        if principal is None or (current is not None and principal.subject != current.subject):
+        if verified is None or (
+            current is not None and verified.principal.subject != current.subject
+        ):
             await self.close(CloseCode.INVALID_TOKEN)
             return
+        principal = verified.principal
+        self.revocation_keys = verified.revocation_keys
         if current is None:
             await self._admit(principal)
             if self.closing is not None:

@@ -29,7 +29,7 @@ from litestar.plugins import InitPlugin
 from opentelemetry import trace
 
 from cqlstar.identity.principal import Principal, Role
-from cqlstar.identity.tokens import InvalidToken, TokenVerifier
+from cqlstar.identity.tokens import InvalidToken, TokenVerifier, VerifiedToken
 from cqlstar.limits import RateLimiter
 from cqlstar.realtime.broadcast import UserEvents, users_channel
 from cqlstar.realtime.limits import (
@@ -122,18 +122,26 @@ class Realtime:
         """With authentication disabled: every role, and limits per connection."""
         return Principal(subject=f"anonymous:{connection_id}", roles=_ALL_ROLES)
 
-    async def verify(self, token: str) -> Principal | None:
+    async def verify(self, token: str) -> VerifiedToken | None:
+        """The token's checks passed and its session is not logged out; None otherwise (4001)."""
         if self.verifier is None or not token:
             self.metrics.auth_failures += 1
             return None
         try:
-            return await self.verifier.verify(token)
+            return await self.verifier.verify_unrevoked(token)
         except InvalidToken as refused:
             # Any check failed, or the issuer's keys could not be had: 4001 either way. The reason
             # is logged (the verifier's messages never quote the token).
             self.metrics.auth_failures += 1
             log.info("websocket token refused", extra={"reason": str(refused)})
             return None
+
+    def logged_out(self, connection: Connection) -> bool:
+        """Whether the session of the token the connection presented last has since ended."""
+        keys = connection.revocation_keys
+        return (
+            bool(keys) and self.verifier is not None and self.verifier.revocations.is_revoked(keys)
+        )
 
     async def acquire_slot(self, subject: str, connection_id: str) -> bool | None:
         """True: a slot is held; False: over the limit; None: admitted without a slot (no limit,
@@ -183,7 +191,9 @@ class Realtime:
                 if now - connection.connected_at >= AUTH_TIMEOUT_S:
                     connection.close_soon(CloseCode.AUTH_TIMEOUT)
                 continue
-            if principal.expires_at is not None and wall >= principal.expires_at:
+            if (
+                principal.expires_at is not None and wall >= principal.expires_at
+            ) or self.logged_out(connection):
                 connection.close_soon(CloseCode.INVALID_TOKEN)
                 continue
             silent = now - connection.last_seen

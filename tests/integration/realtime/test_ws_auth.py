@@ -13,6 +13,7 @@ import httpx
 import pytest
 import websockets
 
+from oidc import keycloak_login
 from served import ServedApp
 from ws_client import ws_connect, ws_url
 
@@ -171,3 +172,32 @@ async def test_renewal_with_another_principal_closes_with_4001(
         assert await ws.authenticate(tokens["bob"]) == {"type": "auth_ok"}
         await ws.send_raw(json.dumps({"type": "auth", "token": tokens["alice"]}))
         assert await ws.wait_closed() == 4001
+
+
+async def test_logout_closes_the_sessions_connections_on_every_process_with_4001(
+    auth_apps: tuple[ServedApp, ServedApp], keycloak: Any
+) -> None:
+    first, second = auth_apps
+    session = keycloak_login(keycloak, "bob")
+    access = session["access_token"]
+    other_session = keycloak_login(keycloak, "bob")["access_token"]
+    async with (
+        ws_connect(first.base_url, token=access) as here,
+        ws_connect(second.base_url, token=access) as there,
+        ws_connect(second.base_url, token=other_session) as unaffected,
+    ):
+        for ws in (here, there, unaffected):
+            assert (await ws.request(1, {"limit": 1}))["status_code"] == 0
+        async with httpx.AsyncClient(base_url=first.base_url, timeout=30) as http:
+            logout = await http.post(
+                "/logout",
+                json={"refresh_token": session["refresh_token"]},
+                headers={"Authorization": f"Bearer {access}"},
+            )
+        assert logout.status_code == 204
+        # Within the sweep's second (and the revocation's trip through Redis to the other process).
+        assert await here.wait_closed(timeout=10) == 4001
+        assert await there.wait_closed(timeout=10) == 4001
+        # Bob's other session is not logged out: its connection stays.
+        assert (await unaffected.request(1, {"limit": 1}))["status_code"] == 0
+        assert unaffected.close_code is None

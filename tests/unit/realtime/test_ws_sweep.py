@@ -22,6 +22,7 @@ class FakeConnection:
         self.closing = None
         self.close_requested: CloseCode | None = None
         self.slot_held = False
+        self.revocation_keys: tuple[str, ...] = ()
         self.id = "c"
         self.pings = 0
 
