@@ -51,7 +51,8 @@ _CLOSE_TEXT = {
     CloseCode.MESSAGE_TOO_BIG: f"a frame over {MAX_FRAME_BYTES // 1024} KiB",
     CloseCode.TRY_AGAIN_LATER: "this reader fell too far behind the broadcast",
     CloseCode.INVALID_TOKEN: (
-        "a token failed a check, expired without renewal, or a renewal named another principal"
+        "a token failed a check, expired without renewal, or its session was logged out; or a "
+        "renewal named another principal"
     ),
     CloseCode.AUTH_TIMEOUT: f"no authentication within {AUTH_TIMEOUT_S:g} s of connecting",
     CloseCode.HEARTBEAT_TIMEOUT: (
