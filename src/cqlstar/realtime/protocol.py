@@ -69,9 +69,7 @@ class CloseCode(IntEnum):
     POLICY_VIOLATION = 1008  # the principal already holds WS_MAX_CONNECTIONS connections
     MESSAGE_TOO_BIG = 1009  # a frame over 64 KiB
     TRY_AGAIN_LATER = 1013  # this reader fell too far behind the broadcast
-    INVALID_TOKEN = (
-        4001  # a token failed a check, expired, was logged out, or named another principal
-    )
+    INVALID_TOKEN = 4001  # a token failed a check, expired, was logged out, or changed principal
     AUTH_TIMEOUT = 4002  # no authentication within 5 s of connecting
     HEARTBEAT_TIMEOUT = 4003  # nothing received for HEARTBEAT_TIMEOUT_S, a ping included: peer dead
 
