@@ -115,7 +115,7 @@ fmt: sync
 # Benchmark the service and its ceilings into bench/results/latest/ (BENCH_SECONDS, BENCH_CONCURRENCY...).
 [group("bench")]
 bench: sync _wrk
-    uv run --frozen python -m bench.run
+    uv run --frozen python -m bench.pipeline
 
 # get_user and create_user against the local three-node cluster, three replicas at LOCAL_QUORUM (not part of `just bench`).
 [group("bench")]
@@ -123,7 +123,7 @@ bench-cluster: sync _wrk cluster
     CASSANDRA_HOSTS=127.0.0.2,127.0.0.3,127.0.0.4 CASSANDRA_REPLICATION=datacenter1:3 \
     CASSANDRA_CONSISTENCY=LOCAL_QUORUM BENCH_SCENARIOS=get_user,create_user \
     BENCH_KEYSPACE="${BENCH_KEYSPACE:-bench_cluster}" BENCH_ROWS="${BENCH_ROWS:-20000}" \
-    uv run --frozen python -m bench.run
+    uv run --frozen python -m bench.pipeline
 
 # Use CASSANDRA_HOSTS when set, otherwise the local node.
 _ensure-cassandra:

@@ -1,7 +1,6 @@
-"""`just bench`: measures the service, its ceilings and its memory in one run.
-
-The harness (`python -m bench.run`) provisions what it needs (wrk, the local Cassandra node, a seeded
-keyspace of its own, granian serving the app), drives HTTP load with wrk, measures the raw driver and
-the async layer as ceilings in plain Python processes, and writes `bench/results/latest/report.json`,
-`report.md` and `report.png`. Settings come from `BENCH_*` environment variables (see `bench.harness.config`).
+"""The benchmark, in three parts: `bench.pipeline` is what `just bench` runs (one run that measures
+the service, its ceilings and its memory, and writes `bench/results/latest/report.*`);
+`bench.probes` are standalone tools (`python -m bench.probes.<name>`) that measure one thing each;
+`bench.harness` is what both stand on: serving the app, driving wrk, reading CPU and memory from
+/proc, the dataset, the span receivers and the ceiling workloads. See bench/README.md.
 """

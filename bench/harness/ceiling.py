@@ -19,7 +19,7 @@ from bench.harness.procs import CpuMeter, own_cpu_seconds
 from bench.harness.stats import latency_summary
 
 
-class CeilingResult(msgspec.Struct, frozen=True, kw_only=True):
+class CeilingResult(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """One ceiling at one concurrency: reads in the measured window, their latency and CPU."""
 
     concurrency: int

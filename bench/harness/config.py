@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import msgspec
+
 ROOT = Path(__file__).resolve().parents[2]
 # The data files next to the code: wrk's Lua scripts, the collector's configuration, the GC probe.
 BENCH_DIR = ROOT / "bench"
@@ -21,11 +23,11 @@ STREAM_SCENARIO = "stream_users"
 SLOW_READERS_SCENARIO = "slow_readers"
 CEILINGS = ("http_floor", "raw_driver", "async_layer")
 TRACING = "tracing"
-# get_user open and with a bearer token, in alternating rounds (bench.auth).
+# get_user open and with a bearer token, in alternating rounds (bench.pipeline.auth).
 AUTH = "auth"
-# get_user open, with a token, and with a token and rate limits in Redis (bench.limits).
+# get_user open, with a token, and with a token and rate limits in Redis (bench.pipeline.limits).
 LIMITS = "limits"
-# The WebSocket API: round trips against HTTP, broadcast fan-out, idle memory (bench.websocket).
+# The WebSocket API: round trips against HTTP, broadcast fan-out, idle memory (bench.pipeline.websocket).
 WEBSOCKET = "websocket"
 ALL_SCENARIOS = (
     *HTTP_SCENARIOS,
@@ -40,6 +42,25 @@ ALL_SCENARIOS = (
 
 # The ratios the issue asks for are taken at this concurrency (or the measured one closest to it).
 REFERENCE_CONCURRENCY = 64
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """The knobs a run was measured with, as the report states them."""
+
+    seconds: int
+    concurrency: tuple[int, ...]
+    scenarios: tuple[str, ...]
+    warmup_seconds: int
+    keyspace: str
+    rows: int
+    stream_rows: int
+    stream_fetch_size: int
+    tracing_concurrency: int
+    tracing_rounds: int
+    wrk_threads: int
+    log_level: str
+    collector: str
+    granian_workers: int
 
 
 class BenchConfigError(ValueError):
@@ -79,23 +100,20 @@ class BenchConfig:
     def wants(self, scenario: str) -> bool:
         return scenario in self.scenarios
 
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "seconds": self.seconds,
-            "concurrency": list(self.concurrency),
-            "scenarios": list(self.scenarios),
-            "warmup_seconds": self.warmup_seconds,
-            "keyspace": self.keyspace,
-            "rows": self.rows,
-            "stream_rows": self.stream_rows,
-            "stream_fetch_size": self.stream_fetch_size,
-            "tracing_concurrency": self.tracing_concurrency,
-            "tracing_rounds": self.tracing_rounds,
-            "wrk_threads": self.wrk_threads,
-            "granian_workers": self.workers,
-            "log_level": self.log_level,
-            "collector": self.collector,
-        }
+    @property
+    def work_dir(self) -> Path:
+        """The id pool, composed wrk scripts, the receiver's files: rewritten every run."""
+        return self.output / "work"
+
+    @property
+    def log_dir(self) -> Path:
+        """The served processes' logs."""
+        return self.output / "logs"
+
+    def settings(self) -> Settings:
+        # The same names, but for the workers, which the report names after granian.
+        same = {name: getattr(self, name) for name in Settings.__struct_fields__[:-1]}
+        return Settings(**same, granian_workers=self.workers)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> BenchConfig:

@@ -8,6 +8,8 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
+import msgspec
+
 from bench.harness.config import ROOT
 
 _PACKAGES = (
@@ -55,15 +57,26 @@ def _version(package: str) -> str:
         return "not installed"
 
 
-def machine_facts() -> dict[str, object]:
+class Machine(msgspec.Struct, frozen=True, kw_only=True):
+    cpu: str
+    cores: int | None
+    memory_gib: float
+    load_average_at_start: tuple[float, ...]
+    kernel: str
+    python: str
+    packages: dict[str, str]
+    git_commit: str
+
+
+def machine_facts() -> Machine:
     dirty = bool(_git("status", "--porcelain", "--untracked-files=no"))
-    return {
-        "cpu": _cpu_model(),
-        "cores": os.cpu_count(),
-        "memory_gib": _memory_gib(),
-        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "packages": {name: _version(name) for name in _PACKAGES},
-        "git_commit": _git("rev-parse", "--short", "HEAD") + ("-dirty" if dirty else ""),
-    }
+    return Machine(
+        cpu=_cpu_model(),
+        cores=os.cpu_count(),
+        memory_gib=_memory_gib(),
+        load_average_at_start=tuple(round(x, 2) for x in os.getloadavg()),
+        kernel=platform.release(),
+        python=platform.python_version(),
+        packages={name: _version(name) for name in _PACKAGES},
+        git_commit=_git("rev-parse", "--short", "HEAD") + ("-dirty" if dirty else ""),
+    )

@@ -27,16 +27,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
-import json
 import os
 import random
-import subprocess
 import sys
 import time
 from typing import Any
 
-from bench.harness.config import ROOT, BenchConfig
+import msgspec
+
+from bench.harness.children import run_json_child, without_otel
+from bench.harness.config import BenchConfig
+from bench.harness.console import say
 from bench.harness.http_floor import FLOOR_PATH
+from bench.harness.provision import provision_dataset, service_env
+from bench.probes.asgi import running
 from cqlstar.services import Services
 
 # (app factory, how a request's path is made from an id of the pool)
@@ -50,7 +54,24 @@ TRACING: dict[str, dict[str, str]] = {
 }
 WARM_UP_REQUESTS = 2_000
 CONNECT_TIMEOUT_S = 60.0
-_OTEL_PREFIX = "OTEL_"
+
+
+class Measurement(msgspec.Struct, frozen=True, kw_only=True):
+    """What one child measured, for the parent to check and combine."""
+
+    requests: int
+    cpu_seconds: float
+    wall_seconds: float
+    statuses: dict[str, int]
+    requests_counted: int
+
+
+class Figure(msgspec.Struct, frozen=True, kw_only=True):
+    """One app and configuration over all its rounds."""
+
+    requests: int
+    cpu_us_per_request: float
+    requests_per_second: float
 
 
 def _import(target: str) -> Any:
@@ -58,45 +79,7 @@ def _import(target: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
-def _scope(path: str) -> dict[str, Any]:
-    """An HTTP scope as granian hands one over for `GET path` from wrk (the bench's client)."""
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.3"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"127.0.0.1:8000"), (b"user-agent", b"wrk")],
-        "client": ("127.0.0.1", 40000),
-        "server": ("127.0.0.1", 8000),
-        "state": {},
-    }
-
-
-async def _measure(
-    app_name: str, ids: list[str], requests: int, concurrency: int
-) -> dict[str, Any]:
-    """Run in the configured child: warm up, then CPU per request over `requests` requests."""
-
-    factory, path_pattern = APPS[app_name]
-    app = _import(factory)()
-    lifespan_in: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    lifespan_out: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    lifespan = asyncio.ensure_future(
-        app(
-            {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}},
-            lifespan_in.get,
-            lifespan_out.put,
-        )
-    )
-    await lifespan_in.put({"type": "lifespan.startup"})
-    started = await lifespan_out.get()
-    if started["type"] != "lifespan.startup.complete":
-        raise RuntimeError(f"the app did not start: {started}")
+async def _wait_connected(app: Any) -> None:
     # Both apps are the service's: they connect to Cassandra in the background after start-up.
     connection = Services.of(app.state).cassandra
     deadline = time.monotonic() + CONNECT_TIMEOUT_S
@@ -105,43 +88,37 @@ async def _measure(
             raise RuntimeError("the app did not connect to Cassandra")
         await asyncio.sleep(0.05)
 
+
+async def _measure(app_name: str, ids: list[str], requests: int, concurrency: int) -> Measurement:
+    """Run in the configured child: warm up, then CPU per request over `requests` requests."""
+    factory, path_pattern = APPS[app_name]
+    app = _import(factory)()
     statuses: dict[int, int] = {}
+    async with running(app) as client:
+        await _wait_connected(app)
 
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
+        async def load(count: int) -> None:
+            for _ in range(count):
+                status = await client.get(path_pattern.format(id=random.choice(ids)))
+                statuses[status] = statuses.get(status, 0) + 1
 
-    async def client(count: int) -> None:
-        for _ in range(count):
-            status = 0
-
-            async def send(message: dict[str, Any]) -> None:
-                nonlocal status
-                if message["type"] == "http.response.start":
-                    status = message["status"]
-
-            path = path_pattern.format(id=random.choice(ids))
-            await app(_scope(path), receive, send)
-            statuses[status] = statuses.get(status, 0) + 1
-
-    per_client = max(1, requests // concurrency)
-    await asyncio.gather(
-        *(client(max(1, WARM_UP_REQUESTS // concurrency)) for _ in range(concurrency))
+        per_client = max(1, requests // concurrency)
+        await asyncio.gather(
+            *(load(max(1, WARM_UP_REQUESTS // concurrency)) for _ in range(concurrency))
+        )
+        statuses.clear()
+        cpu_before, wall_before = time.process_time(), time.perf_counter()
+        await asyncio.gather(*(load(per_client) for _ in range(concurrency)))
+        cpu, wall = time.process_time() - cpu_before, time.perf_counter() - wall_before
+        # What the metrics counted: every request whatever the tracing, which the parent checks.
+        counted = Services.of(app.state).telemetry.metrics.figures().total_requests
+    return Measurement(
+        requests=per_client * concurrency,
+        cpu_seconds=cpu,
+        wall_seconds=wall,
+        statuses={str(code): count for code, count in statuses.items()},
+        requests_counted=counted,
     )
-    statuses.clear()
-    cpu_before, wall_before = time.process_time(), time.perf_counter()
-    await asyncio.gather(*(client(per_client) for _ in range(concurrency)))
-    cpu, wall = time.process_time() - cpu_before, time.perf_counter() - wall_before
-    # What the metrics counted: every request whatever the tracing, which the parent checks.
-    counted = Services.of(app.state).telemetry.metrics.figures().total_requests
-    await lifespan_in.put({"type": "lifespan.shutdown"})
-    await lifespan
-    return {
-        "requests": per_client * concurrency,
-        "cpu_seconds": cpu,
-        "wall_seconds": wall,
-        "statuses": {str(code): count for code, count in statuses.items()},
-        "requests_counted": counted,
-    }
 
 
 def measure_once(
@@ -152,49 +129,70 @@ def measure_once(
     ids_file: str,
     requests: int,
     concurrency: int,
-) -> dict[str, Any]:
+) -> Measurement:
     """One measurement in a fresh process with a clean `OTEL_*` environment."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(_OTEL_PREFIX)}
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench.probes.inprocess",
-            "--measure",
-            app_name,
-            "--ids",
-            ids_file,
-            "--requests",
-            str(requests),
-            "--concurrency",
-            str(concurrency),
-        ],
-        cwd=ROOT,
-        env={**clean, **env, **TRACING[tracing]},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"{app_name}/{tracing} exited {done.returncode}:\n{done.stderr[-3000:]}")
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    if set(result["statuses"]) != {"200"}:
-        raise RuntimeError(f"{app_name}/{tracing}: answers other than 200: {result['statuses']}")
-    if result["requests_counted"] < result["requests"]:
-        raise RuntimeError(f"{app_name}/{tracing}: the metrics missed requests: {result}")
+    command = [
+        *(sys.executable, "-m", "bench.probes.inprocess", "--measure", app_name),
+        *("--ids", ids_file, "--requests", str(requests), "--concurrency", str(concurrency)),
+    ]
+    what = f"{app_name}/{tracing}"
+    child_env = without_otel({**env, **TRACING[tracing]})
+    result = run_json_child(command, Measurement, what=what, env=child_env)
+    if set(result.statuses) != {"200"}:
+        raise RuntimeError(f"{what}: answers other than 200: {result.statuses}")
+    if result.requests_counted < result.requests:
+        raise RuntimeError(f"{what}: the metrics missed requests: {result}")
     return result
 
 
-def combine(results: list[dict[str, Any]]) -> dict[str, float]:
+def combine(results: list[Measurement]) -> Figure:
     """Rounds of one measurement: CPU per request and requests per second over all of them."""
-    requests = sum(r["requests"] for r in results)
-    cpu = sum(r["cpu_seconds"] for r in results)
-    wall = sum(r["wall_seconds"] for r in results)
-    return {
-        "requests": requests,
-        "cpu_us_per_request": round(1e6 * cpu / requests, 1),
-        "requests_per_second": round(requests / wall, 1),
+    requests = sum(r.requests for r in results)
+    cpu = sum(r.cpu_seconds for r in results)
+    wall = sum(r.wall_seconds for r in results)
+    return Figure(
+        requests=requests,
+        cpu_us_per_request=round(1e6 * cpu / requests, 1),
+        requests_per_second=round(requests / wall, 1),
+    )
+
+
+def _measure_here(args: argparse.Namespace) -> None:
+    """One measurement in this process, configured by the environment (the parent's child)."""
+    # Run by hand (under a profiler), the ids are the bench dataset's: read them from its keyspace.
+    os.environ.setdefault("CASSANDRA_KEYSPACE", BenchConfig.from_env().keyspace)
+    os.environ.setdefault("CQLSTAR_AUTH", "disabled")
+    # One client address sends every request: a rate limit would answer most with 429.
+    os.environ.setdefault("RATE_LIMIT", "0")
+    with open(args.ids) as pool:
+        ids = pool.read().split()
+    import uvloop
+
+    result = uvloop.run(_measure(args.measure, ids, args.requests, args.concurrency))
+    print(msgspec.json.encode(result).decode())
+
+
+def _alternate(args: argparse.Namespace, config: BenchConfig) -> dict[str, Figure]:
+    """Every app and tracing configuration in turn, `args.rounds` times, in fresh processes."""
+    dataset = provision_dataset(config)
+    env = service_env(config, dataset)
+    measured: dict[tuple[str, str], list[Measurement]] = {
+        (app_name, tracing): [] for app_name in APPS for tracing in TRACING
     }
+    for number in range(1, args.rounds + 1):
+        for (app_name, tracing), results in measured.items():
+            say(f"round {number}/{args.rounds}: {app_name}, tracing {tracing}")
+            results.append(
+                measure_once(
+                    app_name,
+                    tracing,
+                    env,
+                    ids_file=str(dataset.ids_file),
+                    requests=args.requests,
+                    concurrency=args.concurrency,
+                )
+            )
+    return {f"{app}/{tracing}": combine(results) for (app, tracing), results in measured.items()}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -211,60 +209,25 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--ids",
-        default=str(BenchConfig().output / "work" / "ids.txt"),
+        default=str(BenchConfig().work_dir / "ids.txt"),
         help="with --measure: the id pool (default: the one `just bench` writes)",
     )
     args = parser.parse_args(argv)
-    if args.measure:  # one measurement, configured by the environment (the parent's child)
-        # Run by hand (under a profiler), the ids are the bench dataset's: read them from its keyspace.
-        os.environ.setdefault("CASSANDRA_KEYSPACE", BenchConfig.from_env().keyspace)
-        os.environ.setdefault("CQLSTAR_AUTH", "disabled")
-        # One client address sends every request: a rate limit would answer most with 429.
-        os.environ.setdefault("RATE_LIMIT", "0")
-        with open(args.ids) as pool:
-            ids = pool.read().split()
-        import uvloop
-
-        result = uvloop.run(_measure(args.measure, ids, args.requests, args.concurrency))
-        print(json.dumps(result))
+    if args.measure:
+        _measure_here(args)
         return
-
-    from bench.run import Run, provision_dataset, say
-
     config = BenchConfig.from_env()
-    run = Run(config)
-    provision_dataset(run)
-    env = run.service_env()
-    measured: dict[tuple[str, str], list[dict[str, Any]]] = {
-        (app_name, tracing): [] for app_name in APPS for tracing in TRACING
-    }
-    for number in range(1, args.rounds + 1):
-        for (app_name, tracing), results in measured.items():
-            say(f"round {number}/{args.rounds}: {app_name}, tracing {tracing}")
-            results.append(
-                measure_once(
-                    app_name,
-                    tracing,
-                    env,
-                    ids_file=str(run.ids_file),
-                    requests=args.requests,
-                    concurrency=args.concurrency,
-                )
-            )
-    figures = {
-        f"{app_name}/{tracing}": combine(results)
-        for (app_name, tracing), results in measured.items()
-    }
+    figures = _alternate(args, config)
     print(
         f"\nIn-process, concurrency {args.concurrency}, LOG_LEVEL={config.log_level}, "
         f"{args.rounds} round(s) of {args.requests:,} requests:"
     )
     for name, figure in figures.items():
         print(
-            f"  {name:20} {figure['cpu_us_per_request']:7.1f} µs CPU per request "
-            f"({figure['requests_per_second']:,.0f} req/s)"
+            f"  {name:20} {figure.cpu_us_per_request:7.1f} µs CPU per request "
+            f"({figure.requests_per_second:,.0f} req/s)"
         )
-    print(json.dumps(figures))
+    print(msgspec.json.encode(figures).decode())
 
 
 if __name__ == "__main__":

@@ -18,100 +18,23 @@ needs permission to read another process's memory (root, or CAP_SYS_PTRACE).
 from __future__ import annotations
 
 import argparse
-import collections
-import json
 import os
-import re
-import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from bench.harness.config import BENCH_DIR, ROOT, BenchConfig
+from bench.harness.config import ROOT, BenchConfig
+from bench.harness.console import say
 from bench.harness.http_floor import FLOOR_PATH
 from bench.harness.procs import CpuMeter, cpu_seconds, process_tree
-from bench.harness.server import FLOOR_FACTORY, SERVICE_FACTORY, serve, stop
-from bench.harness.wrk import WrkResult, compose_script, run_wrk
-from bench.run import SCENARIOS, Run, provision, say
-
-# Innermost match wins, so the order only matters for paths two patterns could both claim.
-COMPONENTS: tuple[tuple[str, str], ...] = (
-    ("logging", r"^(logging/|cqlstar/telemetry/logs\.py)"),
-    ("opentelemetry sdk", r"^(trace/|attributes/|util/__init__\.py|context/|sdk/|propagate/)"),
-    ("anyio (litestar dependency task groups)", r"^anyio/"),
-    ("cassandra-driver", r"^cassandra/"),
-    ("uuid (driver decoding)", r"^uuid\.py"),
-    ("cqlstar.aiocassandra", r"^cqlstar/aiocassandra/"),
-    ("cqlstar.users", r"^cqlstar/users/"),
-    ("cqlstar.telemetry http middleware", r"^cqlstar/telemetry/http\.py"),
-    ("cqlstar.telemetry other", r"^cqlstar/telemetry/"),
-    ("cqlstar.web", r"^cqlstar/web/"),
-    ("litestar dependency injection", r"^litestar/(_kwargs|_signature|di\.py)"),
-    ("litestar response", r"^litestar/response/"),
-    ("litestar other", r"^litestar/"),
-    ("asyncio", r"^asyncio/"),
-    ("granian", r"^granian/"),
-)
-_FRAME_FILE = re.compile(r"\(([^:()]+):\d+\)")
-
-
-def component_of(frame: str) -> str | None:
-    match = _FRAME_FILE.search(frame)
-    if match is None:
-        return None
-    path = match.group(1)
-    for name, pattern in COMPONENTS:
-        if re.search(pattern, path):
-            return name
-    return f"other ({path})"
-
-
-def read_collapsed(lines: Iterable[str]) -> list[tuple[list[str], int]]:
-    """py-spy's raw format: `frame;frame;...;frame count` per line, outermost frame first."""
-    stacks = []
-    for line in lines:
-        stack, _, count = line.rstrip("\n").rpartition(" ")
-        if count.isdigit():
-            stacks.append((stack.split(";") if stack else [], int(count)))
-    return stacks
-
-
-def attribute(stacks: list[tuple[list[str], int]]) -> tuple[int, collections.Counter[str]]:
-    """Samples per component, by the innermost frame that names one."""
-    shares: collections.Counter[str] = collections.Counter()
-    total = 0
-    for frames, count in stacks:
-        total += count
-        owner = next((c for f in reversed(frames) if (c := component_of(f))), "native / no frame")
-        shares[owner] += count
-    return total, shares
-
-
-def hottest_frames(stacks: list[tuple[list[str], int]], top: int) -> list[tuple[str, int]]:
-    own: collections.Counter[str] = collections.Counter()
-    for frames, count in stacks:
-        if frames:
-            own[frames[-1]] += count
-    return own.most_common(top)
-
-
-def summarise(stacks: list[tuple[list[str], int]], header: str, top: int = 15) -> str:
-    total, shares = attribute(stacks)
-    lines = [
-        header,
-        "",
-        f"{total} samples with the GIL held",
-        "",
-        "| component | share |",
-        "|---|---|",
-    ]
-    lines += [f"| {name} | {100 * n / total:.1f}% |" for name, n in shares.most_common()]
-    lines += ["", "Hottest frames (own time):", ""]
-    lines += [f"- {100 * n / total:.1f}% {frame}" for frame, n in hottest_frames(stacks, top)]
-    return "\n".join(lines) + "\n"
+from bench.harness.provision import Dataset, provision_dataset, service_env
+from bench.harness.scenarios import SCENARIOS
+from bench.harness.server import FLOOR_FACTORY, SERVICE_FACTORY, Server, serve, stop
+from bench.harness.wrk import WrkResult, compose_script, find_wrk, run_wrk
+from bench.probes.gc_totals import gc_probe_env, gc_summary, read_gc_totals
+from bench.probes.profile_stacks import read_collapsed, summarise
 
 
 def record(pid: int, seconds: int, output: Path) -> None:
@@ -123,40 +46,65 @@ def record(pid: int, seconds: int, output: Path) -> None:
     subprocess.run(command, check=True, capture_output=True, timeout=seconds + 120)
 
 
-GC_PROBE = BENCH_DIR / "gcprobe"
+def _profiled_load(
+    args: argparse.Namespace, wrk: str, dataset: Dataset, server: Server, output: Path
+) -> tuple[WrkResult, float, str, Path]:
+    """wrk drives the scenario while py-spy samples the worker: wrk's figures, the service's CPU,
+    the collector's line and the collapsed stacks' file."""
+    scenario = SCENARIOS[args.scenario]
+    worker = next((p for p in process_tree(server.pid) if p != server.pid), server.pid)
+    script = compose_script(scenario.script, output / "work")
+    script_args = (str(dataset.ids_file),) if scenario.needs_ids else ()
+
+    def load(seconds: int) -> WrkResult:
+        return run_wrk(
+            wrk,
+            server.base_url + scenario.path,
+            script,
+            connections=args.concurrency,
+            seconds=seconds,
+            script_args=script_args,
+        )
+
+    load(3)  # warm-up
+    results: dict[str, Any] = {}
+    meter = CpuMeter({"service": server.pid})
+
+    def measured() -> None:
+        meter.start()
+        results["wrk"] = load(args.seconds + 4)
+        results["cpu"] = meter.stop()["service"]
+
+    driver = threading.Thread(target=measured)
+    driver.start()
+    time.sleep(2)  # let the load settle before sampling
+    raw = output / f"{args.scenario}.collapsed.txt"
+    say(
+        f"py-spy on the worker (pid {worker}) for {args.seconds} s under {args.scenario} c={args.concurrency}"
+    )
+    gc_dir = output / "gc"
+    gc_before = read_gc_totals(gc_dir, worker)
+    cpu_before = cpu_seconds(worker)
+    record(worker, args.seconds, raw)
+    time.sleep(1)  # one more publication of the totals, covering the whole sample
+    gc_line = gc_summary(
+        gc_before, read_gc_totals(gc_dir, worker), cpu_seconds(worker) - cpu_before
+    )
+    driver.join()
+    return results["wrk"], results["cpu"], gc_line, raw
 
 
-def read_gc_totals(directory: Path, pid: int) -> dict[str, Any] | None:
-    """The running garbage-collector totals `bench/gcprobe` publishes for `pid`, if any yet."""
-    try:
-        totals: dict[str, Any] = json.loads((directory / f"gc.{pid}.json").read_text())
-    except (OSError, ValueError):
-        return None
-    return totals
-
-
-def gc_probe_env(directory: Path) -> dict[str, str]:
-    """What makes the served processes load `bench/gcprobe` and publish into `directory`."""
-    shutil.rmtree(directory, ignore_errors=True)
-    directory.mkdir(parents=True)
-    return {
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(GC_PROBE), os.environ.get("PYTHONPATH")])),
-        "CQLSTAR_GC_PROBE_DIR": str(directory),
-    }
-
-
-def gc_summary(
-    before: dict[str, Any] | None, after: dict[str, Any] | None, cpu_seconds: float
-) -> str:
-    """One line on the collector's work between two readings of the worker's totals."""
-    if before is None or after is None:
-        return "Garbage collector: not measured (the probe published no totals)."
-    seconds = after["seconds"] - before["seconds"]
-    runs = [a - b for a, b in zip(after["collections"], before["collections"], strict=True)]
-    share = f", {100 * seconds / cpu_seconds:.1f}% of the worker's CPU" if cpu_seconds > 0 else ""
+def _header(args: argparse.Namespace, wrk: WrkResult, cpu: float, gc_line: str) -> str:
     return (
-        f"Garbage collector during the sample: {seconds:.3f} s in {runs[0]}/{runs[1]}/{runs[2]} "
-        f"collections (generations 0/1/2){share}."
+        f"# Profile of {args.scenario} at concurrency {args.concurrency}"
+        + (f" with {' '.join(args.env)}" if args.env else "")
+        + f"\n\n{wrk.requests_per_second:,.0f} req/s, p50 {wrk.p50_ms:.1f} ms, p99 {wrk.p99_ms:.1f} ms, "
+        f"service CPU {1e6 * cpu / max(wrk.requests, 1):.0f} µs per request; load average "
+        f"{os.getloadavg()[0]:.2f}. Reproduce: `uv run python -m bench.probes.profile {args.scenario} "
+        f"--seconds {args.seconds} --concurrency {args.concurrency}"
+        + "".join(f" --env {e}" for e in args.env)
+        + "`\n\n"
+        + gc_line
     )
 
 
@@ -178,74 +126,24 @@ def main(argv: list[str] | None = None) -> None:
 
     config = BenchConfig.from_env()
     output = config.output.parent / "profile"
-    run = Run(config)
-    provision(run)
+    wrk = find_wrk()
+    dataset = provision_dataset(config)
     extra = dict(item.split("=", 1) for item in args.env)
-    gc_dir = output / "gc"
     floor = args.scenario == "http_floor"
     server = serve(
         "profile",
         FLOOR_FACTORY if floor else SERVICE_FACTORY,
-        run.service_env({**gc_probe_env(gc_dir), **extra}),
+        service_env(config, dataset, {**gc_probe_env(output / "gc"), **extra}),
         output / "logs",
         ready_path=FLOOR_PATH if floor else "/health",
     )
     try:
-        worker = next((p for p in process_tree(server.pid) if p != server.pid), server.pid)
-        script = compose_script(SCENARIOS[args.scenario].script, output / "work")
-        script_args = (str(run.ids_file),) if SCENARIOS[args.scenario].needs_ids else ()
-        url = server.base_url + SCENARIOS[args.scenario].path
-
-        def load(seconds: int) -> WrkResult:
-            return run_wrk(
-                run.wrk,
-                url,
-                script,
-                connections=args.concurrency,
-                seconds=seconds,
-                script_args=script_args,
-            )
-
-        load(3)  # warm-up
-        results: dict[str, Any] = {}
-        meter = CpuMeter({"service": server.pid})
-
-        def measured() -> None:
-            meter.start()
-            results["wrk"] = load(args.seconds + 4)
-            results["cpu"] = meter.stop()["service"]
-
-        driver = threading.Thread(target=measured)
-        driver.start()
-        time.sleep(2)  # let the load settle before sampling
-        raw = output / f"{args.scenario}.collapsed.txt"
-        say(
-            f"py-spy on the worker (pid {worker}) for {args.seconds} s under {args.scenario} c={args.concurrency}"
-        )
-        gc_before = read_gc_totals(gc_dir, worker)
-        cpu_before = cpu_seconds(worker)
-        record(worker, args.seconds, raw)
-        time.sleep(1)  # one more publication of the totals, covering the whole sample
-        gc_line = gc_summary(
-            gc_before, read_gc_totals(gc_dir, worker), cpu_seconds(worker) - cpu_before
-        )
-        driver.join()
+        result, cpu, gc_line, raw = _profiled_load(args, wrk, dataset, server, output)
     finally:
         stop(server)
-    wrk: WrkResult = results["wrk"]
-    cpu: float = results["cpu"]
-    header = (
-        f"# Profile of {args.scenario} at concurrency {args.concurrency}"
-        + (f" with {' '.join(args.env)}" if args.env else "")
-        + f"\n\n{wrk.requests_per_second:,.0f} req/s, p50 {wrk.p50_ms:.1f} ms, p99 {wrk.p99_ms:.1f} ms, "
-        f"service CPU {1e6 * cpu / max(wrk.requests, 1):.0f} µs per request; load average "
-        f"{os.getloadavg()[0]:.2f}. Reproduce: `uv run python -m bench.probes.profile {args.scenario} "
-        f"--seconds {args.seconds} --concurrency {args.concurrency}"
-        + "".join(f" --env {e}" for e in args.env)
-        + "`\n\n"
-        + gc_line
+    text = summarise(
+        read_collapsed(raw.read_text().splitlines()), _header(args, result, cpu, gc_line)
     )
-    text = summarise(read_collapsed(raw.read_text().splitlines()), header)
     summary = output / f"{args.scenario}.md"
     summary.write_text(text)
     print(text)

@@ -28,14 +28,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
-import subprocess
 import sys
 import time
 import uuid
 from types import SimpleNamespace
 from typing import Any
+
+import msgspec
+
+from bench.harness.children import run_json_child, without_otel
 
 _QUIET_EXPORT = {
     "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9",
@@ -54,10 +55,19 @@ CONFIGURATIONS: dict[str, dict[str, str]] = {
     "exported": _QUIET_EXPORT,
 }
 WARM_UP_REQUESTS = 3_000
-_OTEL_PREFIX = "OTEL_"
 
 
-async def _measure(requests: int) -> dict[str, Any]:
+class SpanCost(msgspec.Struct, frozen=True, kw_only=True):
+    """One configuration's child: its cost, and what it turned on and counted."""
+
+    us_per_request: float
+    recording: bool
+    exporting: bool
+    requests_counted: int
+    queries_counted: int
+
+
+async def _measure(requests: int) -> SpanCost:
     """µs of this thread's CPU per request through the middleware (run in a configured process),
     with what the configuration turned on, so the parent can check it got what it asked for."""
     # Imported here, in the configured child, like everything that reads OTEL_* at import.
@@ -112,13 +122,13 @@ async def _measure(requests: int) -> dict[str, Any]:
     started = time.thread_time()
     for _ in range(requests):
         await middleware(dict(request), receive, send)  # type: ignore[arg-type]
-    return {
-        "us_per_request": (time.thread_time() - started) / requests * 1e6,
-        "recording": telemetry.enabled,
-        "exporting": telemetry.export_processor is not None,
-        "requests_counted": telemetry.metrics.figures().total_requests,
-        "queries_counted": telemetry.metrics.figures().total_queries,
-    }
+    return SpanCost(
+        us_per_request=(time.thread_time() - started) / requests * 1e6,
+        recording=telemetry.enabled,
+        exporting=telemetry.export_processor is not None,
+        requests_counted=telemetry.metrics.figures().total_requests,
+        queries_counted=telemetry.metrics.figures().total_queries,
+    )
 
 
 # What each configuration must turn on: (spans made, spans exported).
@@ -132,25 +142,20 @@ EXPECTED = {
 
 def run_configuration(name: str, requests: int) -> float:
     """µs per request for one configuration, measured in a fresh process."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(_OTEL_PREFIX)}
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.probes.span_cost", "--measure", "--requests", str(requests)],
-        env={**clean, **CONFIGURATIONS[name], "LOG_LEVEL": "WARNING"},
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    command = [sys.executable, "-m", "bench.probes.span_cost", "--measure"]
+    command += ["--requests", str(requests)]
+    env = without_otel({**CONFIGURATIONS[name], "LOG_LEVEL": "WARNING"})
+    result = run_json_child(command, SpanCost, what=f"configuration {name!r}", env=env)
     recording, exporting = EXPECTED[name]
     counted = WARM_UP_REQUESTS + requests  # the metrics count every request, traced or not
     if (
-        result["recording"],
-        result["exporting"],
-        result["requests_counted"],
-        result["queries_counted"],
+        result.recording,
+        result.exporting,
+        result.requests_counted,
+        result.queries_counted,
     ) != (recording, exporting, counted, counted):
         raise RuntimeError(f"configuration {name!r} did not trace as intended: {result}")
-    return float(result["us_per_request"])
+    return result.us_per_request
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -161,7 +166,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.measure:  # the child: one configuration, already in the environment
-        print(json.dumps(asyncio.run(_measure(args.requests))))
+        print(msgspec.json.encode(asyncio.run(_measure(args.requests))).decode())
         return
     figures = {name: run_configuration(name, args.requests) for name in CONFIGURATIONS}
     baseline = figures["off"]

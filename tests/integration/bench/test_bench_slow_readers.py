@@ -8,7 +8,8 @@ from typing import Any
 
 import httpx
 import pytest
-from bench.slow_readers import SLOW, STALLED, markdown, measure_slow_readers
+from bench.pipeline.markdown import slow_readers_section
+from bench.pipeline.slow_readers import SLOW, STALLED, measure_slow_readers
 
 pytestmark = pytest.mark.integration
 
@@ -33,6 +34,6 @@ def test_slow_readers_measure_memory_answers_and_health(live_app: Any) -> None:
     assert result.slow_reader_kib_per_s > 0
     assert result.health_failures == 0
     assert result.health_p50_ms is not None
-    section = "\n".join(markdown(result.as_dict()))
+    section = "\n".join(slow_readers_section(result))
     assert "## Slow and stalled stream readers" in section
     assert f"{STALLED + SLOW} x 200" in section

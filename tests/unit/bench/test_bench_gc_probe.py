@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.probes.profile import gc_probe_env, gc_summary, read_gc_totals
+from bench.probes.gc_totals import gc_probe_env, gc_summary, read_gc_totals
 
 # Two forced full collections, a fork whose child forces one more, then long enough for each
 # process's publisher to write its totals at least once.

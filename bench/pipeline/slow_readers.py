@@ -1,4 +1,4 @@
-"""The `slow_readers` scenario: the service's memory while stream clients read slowly or not at all.
+"""The `slow_readers` phase: the service's memory while stream clients read slowly or not at all.
 
     BENCH_SCENARIOS=slow_readers just bench
 
@@ -24,12 +24,13 @@ import socket
 import statistics
 import threading
 import time
-from dataclasses import asdict, dataclass
-from typing import Any
 from urllib.parse import urlsplit
 
+from bench.harness.console import say
 from bench.harness.procs import RssSampler, tree_rss_bytes
-from bench.harness.server import request
+from bench.harness.server import Server, request
+from bench.pipeline.context import RunContext
+from bench.pipeline.report import SlowReaderFigures
 
 STALLED = 20
 SLOW = 4
@@ -43,29 +44,6 @@ HEALTH_EVERY_S = 0.5
 SETTLE_S = 2.0
 # The most the measurement waits, after the hold, for the held RSS to stop moving.
 SETTLE_LIMIT_S = 30.0
-
-
-@dataclass(frozen=True)
-class SlowReadersResult:
-    stalled: int
-    slow: int
-    fetch_size: int
-    hold_s: float
-    statuses: dict[str, int]
-    baseline_rss_mb: float
-    held_rss_mb: float
-    peak_rss_mb: float
-    after_close_rss_mb: float
-    growth_per_open_stream_mb: float | None
-    page_kib: float | None
-    growth_per_open_stream_pages: float | None
-    slow_reader_kib_per_s: float
-    health_p50_ms: float | None
-    health_max_ms: float | None
-    health_failures: int
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 class _Client:
@@ -107,7 +85,7 @@ class _Client:
 
 def measure_slow_readers(
     base_url: str, server_pid: int, fetch_size: int, hold_s: float
-) -> SlowReadersResult:
+) -> SlowReaderFigures:
     parts = urlsplit(base_url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     path = f"/users/stream?limit=1000000&fetch_size={fetch_size}"
@@ -156,7 +134,7 @@ def measure_slow_readers(
     lines = sum(client.lines for client in slow)
     page_bytes = received / lines * fetch_size if lines else None
     growth = (held - baseline) / open_streams if open_streams else None
-    return SlowReadersResult(
+    return SlowReaderFigures(
         stalled=STALLED,
         slow=SLOW,
         fetch_size=fetch_size,
@@ -178,7 +156,7 @@ def measure_slow_readers(
     )
 
 
-def summary(result: SlowReadersResult) -> str:
+def summary(result: SlowReaderFigures) -> str:
     return (
         f"slow_readers: {result.stalled} stalled + {result.slow} slow clients, "
         f"fetch_size {result.fetch_size}, answers {result.statuses}; service RSS "
@@ -188,28 +166,6 @@ def summary(result: SlowReadersResult) -> str:
         f"({result.growth_per_open_stream_pages} pages of {result.page_kib} KiB); "
         f"/health p50 {result.health_p50_ms} ms, max {result.health_max_ms} ms"
     )
-
-
-def markdown(result: dict[str, Any]) -> list[str]:
-    """The report's section for this scenario."""
-    return [
-        "## Slow and stalled stream readers",
-        "",
-        f"{result['stalled']} clients open `GET /users/stream?limit=1000000&fetch_size="
-        f"{result['fetch_size']}` (NDJSON) and never read; {result['slow']} more read about "
-        f"{result['slow_reader_kib_per_s']} KiB/s each. Held {result['hold_s']} s. Answers: "
-        + ", ".join(f"{count} x {status}" for status, count in sorted(result["statuses"].items()))
-        + ".",
-        "",
-        "| RSS before MiB | held MiB | peak MiB | after they left MiB | MiB per open stream "
-        "| pages per open stream | page KiB | /health p50 ms | /health max ms |",
-        "|---|---|---|---|---|---|---|---|---|",
-        f"| {result['baseline_rss_mb']} | {result['held_rss_mb']} | {result['peak_rss_mb']} "
-        f"| {result['after_close_rss_mb']} | {result['growth_per_open_stream_mb']} "
-        f"| {result['growth_per_open_stream_pages']} | {result['page_kib']} "
-        f"| {result['health_p50_ms']} | {result['health_max_ms']} |",
-        "",
-    ]
 
 
 def _settled_rss(root: int) -> int:
@@ -228,3 +184,12 @@ def _settled_rss(root: int) -> int:
 
 def _mb(value: float) -> float:
     return round(value / 2**20, 1)
+
+
+def slow_readers_phase(ctx: RunContext, server: Server) -> SlowReaderFigures:
+    config = ctx.config
+    result = measure_slow_readers(
+        server.base_url, server.pid, config.stream_fetch_size, config.seconds
+    )
+    say(summary(result))
+    return result

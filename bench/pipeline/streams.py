@@ -1,4 +1,4 @@
-"""The `stream_users` scenario: NDJSON rows per second and the server's peak memory.
+"""The `stream_users` phase: NDJSON rows per second and the server's peak memory.
 
 One client reads `GET /users/stream?limit=N&fetch_size=F` with `Accept: application/x-ndjson`, counting
 lines as they arrive (no JSON parsing beyond the first line, so the client stays cheap), again and
@@ -14,8 +14,12 @@ import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from bench.harness.procs import RssSampler, tree_rss_bytes
+from bench.harness.console import say
+from bench.harness.procs import CpuMeter, RssSampler, tree_rss_bytes
+from bench.harness.server import Server
 from bench.harness.stats import Latency, latency_summary
+from bench.pipeline.context import RunContext
+from bench.pipeline.report import StreamFigures
 
 _READ_CHUNK = 256 * 1024
 
@@ -115,4 +119,50 @@ def measure_stream(
         peak_rss_mb=round(rss.peak_bytes / 2**20, 1),
         rss_after_first_mb=round(after_streams[0] / 2**20, 1),
         rss_after_last_mb=round(after_streams[-1] / 2**20, 1),
+    )
+
+
+def measure_streams(ctx: RunContext, server: Server) -> StreamFigures:
+    """One short stream, then long ones back to back for the measurement's duration."""
+    config = ctx.config
+    baseline_mb = tree_rss_bytes(server.pid) / 2**20
+    # One short stream first: its peak against the long one's shows whether memory follows rows.
+    small_rows = max(1, config.stream_rows // 10)
+    small = measure_stream(server.base_url, server.pid, small_rows, config.stream_fetch_size, 0)
+    meter = CpuMeter({"service": server.pid, "cassandra": ctx.dataset.cassandra_pid})
+    meter.start()
+    client_before = time.thread_time()
+    full = measure_stream(
+        server.base_url, server.pid, config.stream_rows, config.stream_fetch_size, config.seconds
+    )
+    cpu = {**meter.stop(), "load_generator": round(time.thread_time() - client_before, 3)}
+    say(
+        f"stream_users: {full.rows_per_second:,.0f} rows/s over {full.streams} stream(s) of "
+        f"{config.stream_rows} rows; service RSS {baseline_mb:.0f} MiB before, peak "
+        f"{small.peak_rss_mb:.0f} MiB at {small_rows} rows, {full.peak_rss_mb:.0f} MiB at "
+        f"{config.stream_rows} rows; {full.errors} errors"
+    )
+    return StreamFigures(
+        rows_per_second=full.rows_per_second,
+        streams_per_second=full.streams_per_second,
+        rows_per_stream=config.stream_rows,
+        fetch_size=config.stream_fetch_size,
+        streams=full.streams,
+        p50_ms=full.latency.p50_ms,
+        p90_ms=full.latency.p90_ms,
+        p99_ms=full.latency.p99_ms,
+        max_ms=full.latency.max_ms,
+        first_row_ms=full.first_row_ms,
+        errors=full.errors,
+        duration_s=full.duration_s,
+        baseline_rss_mb=round(baseline_mb, 1),
+        peak_rss_mb=full.peak_rss_mb,
+        rss_growth_mb_by_rows={
+            str(small_rows): round(small.peak_rss_mb - baseline_mb, 1),
+            str(config.stream_rows): round(full.peak_rss_mb - baseline_mb, 1),
+        },
+        rss_after_first_stream_mb=full.rss_after_first_mb,
+        rss_after_last_stream_mb=full.rss_after_last_mb,
+        streams_after_first=full.streams - 1,
+        cpu_seconds=cpu,
     )

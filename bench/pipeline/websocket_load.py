@@ -1,0 +1,282 @@
+"""The WebSocket phase's three measurements against a served app, each an asyncio program:
+
+1. `round_trips`: `GET_USER` round trips per second over `/web`, 64 requests in flight (8
+   connections, 8 each), the client being Python (`websockets`, in the harness's process);
+2. `fan_out`: 1,000 reader connections; one writer creates users one after another over
+   WebSocket; each reader's delivery latency is its receive time minus the event's `created_at`
+   (the same clock), and every reader should receive every event exactly once;
+3. `idle_memory`: the served processes' RSS before and after 2,000 idle connections.
+
+`websocket_floor_app` is the idle-memory floor: a bare ASGI app under the same granian.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import resource
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import websockets
+from websockets.asyncio.client import ClientConnection
+
+from bench.harness.procs import CpuMeter, own_cpu_seconds, tree_rss_bytes
+from bench.harness.server import Server
+from bench.harness.stats import percentile
+from bench.pipeline.websocket_figures import FanOut, IdleMemory, WebSocketRoundTrips
+
+CONNECTIONS = 8
+IN_FLIGHT_PER_CONNECTION = 8
+READERS = 1000
+EVENTS = 100
+IDLE_CONNECTIONS = 2000
+OPEN_BATCH = 100
+
+
+def _ws_url(server: Server) -> str:
+    return server.base_url.replace("http://", "ws://", 1) + "/web"
+
+
+def raise_open_files_limit(wanted: int) -> None:
+    """Thousands of sockets: the soft limit up to the hard one (the service inherits it)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(wanted, hard), hard))
+
+
+@contextlib.asynccontextmanager
+async def _connections(
+    server: Server, token: str, count: int
+) -> AsyncIterator[list[ClientConnection]]:
+    headers = {"Authorization": f"Bearer {token}"}
+    opened: list[ClientConnection] = []
+    try:
+        for start in range(0, count, OPEN_BATCH):
+            opened += await asyncio.gather(
+                *(
+                    websockets.connect(
+                        _ws_url(server),
+                        additional_headers=headers,
+                        ping_interval=None,
+                        max_queue=None,
+                        open_timeout=60,
+                    )
+                    for _ in range(min(OPEN_BATCH, count - start))
+                )
+            )
+        yield opened
+    finally:
+        await asyncio.gather(*(c.close() for c in opened), return_exceptions=True)
+
+
+# ---- 1. GET_USER round trips ------------------------------------------------------------------
+
+
+async def round_trips(
+    server: Server, token: str, ids: list[str], seconds: float
+) -> WebSocketRoundTrips:
+    latencies: list[float] = []
+    stop_at = 0.0
+    measuring = False
+
+    async def connection_load(connection: ClientConnection) -> None:
+        waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
+
+        async def read() -> None:
+            async for frame in connection:
+                answer = json.loads(frame)
+                future = waiting.pop(answer.get("req_id"), None)
+                if future is not None:
+                    future.set_result(answer)
+
+        async def worker() -> None:
+            loop = asyncio.get_running_loop()
+            while time.monotonic() < stop_at:
+                req_id = str(uuid.uuid4())
+                future = loop.create_future()
+                waiting[req_id] = future
+                started = time.perf_counter()
+                await connection.send(
+                    json.dumps({"pkg_id": 4, "req_id": req_id, "data": {"id": random.choice(ids)}})
+                )
+                answer = await future
+                if answer["status_code"] != 0:
+                    raise RuntimeError(f"GET_USER answered {answer}")
+                if measuring:
+                    latencies.append(time.perf_counter() - started)
+
+        reader = asyncio.create_task(read())
+        try:
+            await asyncio.gather(*(worker() for _ in range(IN_FLIGHT_PER_CONNECTION)))
+        finally:
+            reader.cancel()
+
+    async with _connections(server, token, CONNECTIONS) as connections:
+        stop_at = time.monotonic() + 2  # warm-up
+        await asyncio.gather(*(connection_load(c) for c in connections))
+        measuring = True
+        meter = CpuMeter({"service": server.pid})
+        meter.start()
+        client_cpu = own_cpu_seconds()
+        started = time.monotonic()
+        stop_at = started + seconds
+        await asyncio.gather(*(connection_load(c) for c in connections))
+        elapsed = time.monotonic() - started
+        cpu = meter.stop()
+        client_cpu = own_cpu_seconds() - client_cpu
+    ordered = sorted(latencies)
+    return WebSocketRoundTrips(
+        name="GET_USER_websocket",
+        concurrency=CONNECTIONS * IN_FLIGHT_PER_CONNECTION,
+        requests=len(latencies),
+        requests_per_second=round(len(latencies) / elapsed, 1),
+        p50_ms=round(1000 * percentile(ordered, 0.50), 3),
+        p99_ms=round(1000 * percentile(ordered, 0.99), 3),
+        service_cpu_us_per_request=round(1e6 * cpu["service"] / len(latencies), 1),
+        load_generator_cpu_s=round(client_cpu, 2),
+        duration_s=round(elapsed, 2),
+    )
+
+
+# ---- 2. Broadcast fan-out -----------------------------------------------------------------------
+
+
+async def fan_out(server: Server, token: str, writer_token: str) -> FanOut:
+    received: list[dict[str, float]] = [{} for _ in range(READERS)]
+    duplicates = 0
+    last_delivery = 0.0
+
+    async def read(index: int, connection: ClientConnection) -> None:
+        nonlocal duplicates, last_delivery
+        mine = received[index]
+        async for frame in connection:
+            now = time.time()
+            message = json.loads(frame)
+            if message.get("type") == "ping":
+                await connection.send('{"type": "pong"}')
+                continue
+            if message.get("pkg_id") != 100:
+                continue
+            user_id = message["data"]["user_id"]
+            if user_id in mine:
+                duplicates += 1
+            mine[user_id] = now - _epoch_s(message["data"]["user"]["created_at"])
+            last_delivery = time.monotonic()
+
+    async with (
+        _connections(server, token, READERS) as readers,
+        _connections(server, writer_token, 1) as (writer,),
+    ):
+        tasks = [asyncio.create_task(read(i, c)) for i, c in enumerate(readers)]
+        await asyncio.sleep(1)
+        meter = CpuMeter({"service": server.pid})
+        meter.start()
+        client_cpu = own_cpu_seconds()
+        started = time.monotonic()
+        for n in range(EVENTS):
+            req_id = str(uuid.uuid4())
+            tag = uuid.uuid4().hex[:12]
+            await writer.send(
+                json.dumps(
+                    {
+                        "pkg_id": 3,
+                        "req_id": req_id,
+                        "data": {"name": f"Fan {n}", "email": f"fan.{tag}@example.com", "age": 30},
+                    }
+                )
+            )
+            while True:
+                answer = json.loads(await writer.recv())
+                if answer.get("req_id") == req_id:
+                    if answer["status_code"] != 0:
+                        raise RuntimeError(f"CREATE_USER answered {answer}")
+                    break
+        # Wait for the stragglers: every reader, every event, or 30 s of silence.
+        expected = READERS * EVENTS
+        while (  # noqa: ASYNC110 (a bounded poll: it also ends after 30 s without a delivery)
+            sum(map(len, received)) < expected
+            and time.monotonic() - max(last_delivery, started) < 30
+        ):
+            await asyncio.sleep(0.1)
+        elapsed = max(last_delivery, started) - started
+        cpu = meter.stop()
+        client_cpu = own_cpu_seconds() - client_cpu
+        for task in tasks:
+            task.cancel()
+    latencies = sorted(latency for mine in received for latency in mine.values())
+    complete = sum(1 for mine in received if len(mine) == EVENTS)
+    return FanOut(
+        readers=READERS,
+        events=EVENTS,
+        deliveries=len(latencies),
+        expected_deliveries=expected,
+        readers_with_every_event=complete,
+        duplicates=duplicates,
+        deliveries_per_second=round(len(latencies) / elapsed, 1) if elapsed else None,
+        p50_ms=round(1000 * percentile(latencies, 0.50), 2) if latencies else None,
+        p99_ms=round(1000 * percentile(latencies, 0.99), 2) if latencies else None,
+        service_cpu_s=round(cpu["service"], 2),
+        load_generator_cpu_s=round(client_cpu, 2),
+        duration_s=round(elapsed, 2),
+    )
+
+
+def _epoch_s(timestamp: str) -> float:
+    import datetime as dt
+
+    return dt.datetime.fromisoformat(timestamp).timestamp()
+
+
+# ---- 3. Idle memory -----------------------------------------------------------------------------
+
+
+async def idle_memory(server: Server, token: str, *, probe: bool = True) -> IdleMemory:
+    async with _connections(server, token, 10):
+        await asyncio.sleep(1)
+        before = tree_rss_bytes(server.pid)
+    await asyncio.sleep(1)
+    before = min(before, tree_rss_bytes(server.pid))
+    async with _connections(server, token, IDLE_CONNECTIONS) as connections:
+        if probe:  # authenticated and admitted: a request on the last one is answered
+            last = connections[-1]
+            await last.send(
+                json.dumps({"pkg_id": 1, "req_id": str(uuid.uuid4()), "data": {"limit": 1}})
+            )
+            answer = json.loads(await last.recv())
+            if answer["status_code"] != 0:
+                raise RuntimeError(f"idle connection not admitted: {answer}")
+        await asyncio.sleep(3)
+        after = tree_rss_bytes(server.pid)
+    per_connection = (after - before) / IDLE_CONNECTIONS
+    return IdleMemory(
+        connections=IDLE_CONNECTIONS,
+        rss_before_mib=round(before / 2**20, 1),
+        rss_after_mib=round(after / 2**20, 1),
+        kib_per_connection=round(per_connection / 1024, 1),
+    )
+
+
+def websocket_floor_app() -> Any:
+    """The idle-memory floor: a bare ASGI app under granian that accepts a WebSocket and waits
+    for the disconnect (and answers any HTTP request 200, for the readiness probe)."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+        elif scope["type"] == "http":
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"ok"})
+        else:
+            await receive()
+            await send({"type": "websocket.accept"})
+            while (await receive())["type"] != "websocket.disconnect":
+                pass
+
+    return app
