@@ -40,13 +40,7 @@ def run_json_child(
     raises RuntimeError with the end of its error output.
     """
     completed = subprocess.run(
-        list(command),
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=timeout_s,
+        command, cwd=ROOT, env=env, timeout=timeout_s, capture_output=True, text=True, check=False
     )
     if completed.returncode != 0:
         raise RuntimeError(f"{what} exited {completed.returncode}:\n{completed.stderr[-3000:]}")

@@ -62,8 +62,8 @@ def _heading(report: Report) -> list[str]:
 
 
 def _targets(report: Report) -> list[str]:
-    ratios = report.ratios
     lines = ["## Against the targets", ""]
+    ratios = report.ratios
     lines += table(
         ["measure", "value", "goal", "met"],
         ([t.target, fmt(t.value, 3), t.goal, fmt(t.met)] for t in report.targets),
