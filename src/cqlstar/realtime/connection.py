@@ -149,6 +149,11 @@ class Connection:
             if task is not None:
                 task.uncancel()
             await self.close(code)
+        except Exception:
+            # Litestar closes the socket with 4500 and logs nothing outside debug mode: without
+            # this line a failure here would leave no trace.
+            log.exception("websocket connection failed")
+            raise
         finally:
             await self._release()
 

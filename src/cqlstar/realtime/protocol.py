@@ -16,6 +16,9 @@ Decisions where the contract is silent (also in the AsyncAPI document):
   in its canonical text form (any case), and then exactly as sent.
 - Unknown fields in a request or in its `data` are ignored, as in the HTTP API.
 - Binary frames are answered with status 2: the protocol is JSON text.
+- JSON nested deeper than msgspec's recursion allowance (which guards skipped fields as well) is
+  answered with status 2 `JSON nests too deeply`, as the HTTP API answers such a body with 422;
+  nothing can be echoed from it.
 """
 
 from __future__ import annotations
@@ -267,6 +270,8 @@ class Invalid(msgspec.Struct, frozen=True):
     msg: str
 
 
+TOO_DEEP: Final = "JSON nests too deeply"
+
 # Strict, as the HTTP API decodes its bodies (`cqlstar.web.inputs`): JSON types as the schema says,
 # so "36", 36.0 and booleans are not ages.
 _request_decoder: msgspec.json.Decoder[Request] = msgspec.json.Decoder(Request)
@@ -280,8 +285,12 @@ def decode_frame(frame: str | bytes) -> Request | ControlMessage | Invalid:  # n
         return _request_decoder.decode(frame)
     except msgspec.DecodeError as error:  # ValidationError is a DecodeError too
         first_error = error
+    except RecursionError:
+        return Invalid(None, None, TOO_DEEP)
     try:
         envelope = _envelope_decoder.decode(frame)
+    except RecursionError:  # the request decoder can fail first, before reaching the depth
+        return Invalid(None, None, TOO_DEEP)
     except msgspec.ValidationError:
         return Invalid(None, None, "A message must be a JSON object")
     except (msgspec.DecodeError, UnicodeDecodeError):

@@ -53,6 +53,7 @@ async def still_open(ws: WsClient) -> None:
         (json.dumps({"pkg_id": 3, "req_id": REQ_ID, "data": {"name": "x"}}), 3, REQ_ID, "data"),
         (json.dumps({"type": "dance"}), None, None, "type:"),
         (json.dumps({"type": "auth"}), None, None, "token"),
+        ('{"a":' * 10_000 + "1" + "}" * 10_000, None, None, "JSON nests too deeply"),
     ],
 )
 async def test_bad_frames_are_answered_with_status_2(

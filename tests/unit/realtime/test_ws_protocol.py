@@ -83,6 +83,13 @@ def test_numbers_are_read_strictly_as_in_the_http_api() -> None:
         ("[]", Invalid(None, None, "A message must be a JSON object")),
         (frame(pkg_id=7, req_id=REQ), Invalid(7, REQ, "Unknown pkg_id 7")),
         (frame(pkg_id=True, req_id=REQ), None),
+        # Deeper than msgspec's recursion allowance (which skipped fields use too): a RecursionError
+        # before, which ended the connection with 4500.
+        ('{"a":' * 10_000 + "1" + "}" * 10_000, Invalid(None, None, "JSON nests too deeply")),
+        (
+            frame(pkg_id=1, req_id=REQ)[:-1] + ', "data": ' + "[" * 30_000 + "]" * 30_000 + "}",
+            Invalid(None, None, "JSON nests too deeply"),
+        ),
     ],
 )
 def test_invalid_frames(raw: str | bytes, expected: Invalid | None) -> None:
