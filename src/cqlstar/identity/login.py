@@ -48,6 +48,7 @@ from cqlstar.identity.revocation import RevocationUnavailable
 from cqlstar.identity.tokens import TokenVerifier, VerifiedToken
 from cqlstar.limits.login import LOGIN_LIMITED_KEY, check_login_attempt
 from cqlstar.services import Services
+from cqlstar.web.inputs import TOO_DEEP
 from cqlstar.web.schemas import ErrorDetail, ValidationErrorDetail
 
 INVALID_CREDENTIALS = "Invalid username or password"
@@ -266,3 +267,6 @@ async def read_credentials(request: Request[Any, Any, Any]) -> LoginRequest:
         ) from None
     except (msgspec.DecodeError, UnicodeDecodeError):
         raise ValidationException(detail="The body is not valid JSON") from None
+    except RecursionError:
+        # msgspec guards its recursion with the interpreter's limit, in skipped fields as well.
+        raise ValidationException(detail=TOO_DEEP) from None

@@ -222,7 +222,9 @@ def _parse_header(token: str) -> _Header:
     try:
         raw = base64.urlsafe_b64decode(segments[0] + "=" * (-len(segments[0]) % 4))
         header = msgspec.json.decode(raw, type=_Header)
-    except (binascii.Error, ValueError, msgspec.DecodeError):  # DecodeError: also wrong types
+    # DecodeError: also wrong types. RecursionError: nested past msgspec's recursion allowance,
+    # which guards the fields it skips as well (a header of 16 KiB nests 5000 deep).
+    except (binascii.Error, ValueError, msgspec.DecodeError, RecursionError):
         raise InvalidToken("unreadable header") from None
     if header.alg not in ALGORITHM_KEY_TYPES:
         raise InvalidToken("algorithm not allowed")

@@ -97,6 +97,8 @@ def test_missing_or_malformed_fields_are_422_naming_the_field(
         (b"{not json", "application/json"),
         (b"[1, 2]", "application/json"),
         (b"username=alice", "application/x-www-form-urlencoded"),
+        # Deeper than the parser's recursion allowance: a RecursionError (500) before.
+        (b'{"username": "alice", "x": ' + b"[" * 50_000 + b"]" * 50_000 + b"}", "application/json"),
     ],
 )
 def test_undecodable_bodies_are_422(

@@ -75,6 +75,9 @@ def test_the_genuine_token_passes(client: httpx.Client, issued: dict[str, Any]) 
         b64url(b'{"alg": 5, "kid": []}') + ".e30.",
         b64url(b'{"alg": "RS256"}') + ".e30.c2ln",
         b64url(b"\xff\xfe") + ".e30.c2ln",
+        # A header nested past the parser's recursion allowance: a RecursionError (500) before.
+        b64url(b'{"alg": "RS256", "kid": "k", "x": ' + b"[" * 5000 + b"]" * 5000 + b"}")
+        + ".e30.c2ln",
     ],
 )
 def test_garbage_is_401(client: httpx.Client, token: str) -> None:
