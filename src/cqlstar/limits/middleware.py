@@ -14,8 +14,9 @@ is the proxy, so such a deployment wants authentication on).
 
 What the client sees: every answer of a limited route carries `X-RateLimit-Limit`,
 `X-RateLimit-Remaining` and `X-RateLimit-Reset` (added to whatever the route answered, errors
-included). Over the limit: 429 `{"detail": "Rate limit exceeded"}` with `Retry-After`, sent by this
-middleware, so neither the body is read nor the handler called. While the limits fail open (Redis
+included, also those a middleware after this one raises). Over the limit: 429 `{"detail": "Rate
+limit exceeded"}` with `Retry-After`, sent by this middleware, so neither the body is read nor the
+handler called. While the limits fail open (Redis
 unreachable) the headers are left out: there is no count to report.
 
 Why not Litestar's `RateLimitMiddleware`: it is a fixed window stored with a read-modify-write of
@@ -28,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 from litestar.enums import ScopeType
-from litestar.exceptions import TooManyRequestsException
+from litestar.exceptions import HTTPException, TooManyRequestsException
 
 from cqlstar.identity.principal import Principal
 from cqlstar.limits.limiter import RateLimiter
@@ -144,4 +145,10 @@ class HttpRateLimitMiddleware:
                 message["headers"] = [*message.get("headers", ()), *headers]
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except HTTPException as refusal:
+            # Raised by a middleware inside this one (415, a query value that is not an integer):
+            # Litestar renders it outside, past `send_with_headers`, so the headers go on it here.
+            refusal.headers = {**header_dict(decision), **(refusal.headers or {})}
+            raise

@@ -40,7 +40,8 @@ log = logging.getLogger(__name__)
 
 # KEYS: one sorted set per check (members: one per accepted event, scored by its time in ms).
 # ARGV: per check, its limit, its window in ms and a member name unique to this event.
-# Returns, per check: 1 or 0 (accepted), the events still allowed, ms until the oldest leaves.
+# Returns, per check: 1 or 0 (accepted), the events still allowed (0, not negative, when processes
+# with a higher limit filled the window past this one's), ms until the oldest leaves.
 SLIDING_WINDOW_LUA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -63,7 +64,7 @@ for i, key in ipairs(KEYS) do
     reset = tonumber(oldest[2]) + window - now
   end
   out[#out + 1] = accepted
-  out[#out + 1] = limit - count
+  out[#out + 1] = math.max(limit - count, 0)
   out[#out + 1] = reset
 end
 return out

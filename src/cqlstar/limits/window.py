@@ -89,7 +89,9 @@ class InProcessWindow:
         if allowed:
             events.append(now)
         reset_ms = (events[0] + window - now) * 1000 if events else 0.0
-        return Decision(allowed, rate.limit, rate.limit - len(events), whole_seconds(reset_ms))
+        return Decision(
+            allowed, rate.limit, max(rate.limit - len(events), 0), whole_seconds(reset_ms)
+        )
 
     def _sweep(self, now: float) -> None:
         stale = [

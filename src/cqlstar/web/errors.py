@@ -79,7 +79,7 @@ def _validation_error(request: Request[Any, Any, Any], exc: ValidationException)
                 "type": "value_error.jsondecode",
             }
         )
-    return _detail(HTTP_422_UNPROCESSABLE_ENTITY, items)
+    return _detail(HTTP_422_UNPROCESSABLE_ENTITY, items, exc.headers)
 
 
 # One step of a msgspec error path: `.name` or `[index]`.
