@@ -13,7 +13,7 @@ the connection limit off, so that what is measured is the API itself:
    2,000, on a fresh server; and the same for the floor, a bare ASGI app that only accepts and
    waits, which is what granian itself holds per connection, whatever the application does.
 
-(`bench.pipeline.websocket_load` has the measurements.) `BENCH_SCENARIOS=websocket just bench` runs
+(`websocket_load` and `websocket_idle` have the measurements.) `BENCH_SCENARIOS=websocket just bench` runs
 this alone; the figures go to the notes, the report and `websocket.json` next to it.
 """
 
@@ -38,14 +38,15 @@ from bench.pipeline.websocket_figures import (
     RoundTrips,
     WebSocketFigures,
 )
+from bench.pipeline.websocket_idle import IDLE_CONNECTIONS, idle_memory
 from cqlstar import localredis
 from cqlstar.identity import localkeycloak
 
-FLOOR_APP = "bench.pipeline.websocket_load:websocket_floor_app"
+FLOOR_APP = "bench.pipeline.websocket_idle:websocket_floor_app"
 
 
 def websocket(ctx: RunContext) -> Findings:
-    load.raise_open_files_limit(load.IDLE_CONNECTIONS + load.READERS + 1024)
+    load.raise_open_files_limit(IDLE_CONNECTIONS + load.READERS + 1024)
     issuer = localkeycloak.start()
     env = {
         **token_env(issuer),
@@ -125,14 +126,14 @@ def _idle_memory(ctx: RunContext, issuer: str, env: dict[str, str]) -> IdleMemor
     server = serve("service_websocket_idle", SERVICE_FACTORY, served_env, ctx.config.log_dir)
     try:
         token = password_token(issuer, READER)
-        say(f"websocket: memory of {load.IDLE_CONNECTIONS} idle authenticated connections")
-        idle = asyncio.run(load.idle_memory(server, token))
+        say(f"websocket: memory of {IDLE_CONNECTIONS} idle authenticated connections")
+        idle = asyncio.run(idle_memory(server, token))
     finally:
         stop(server)
     _note(
         ctx,
         f"websocket: {idle.kib_per_connection} KiB of service RSS per idle authenticated "
-        f"connection at {load.IDLE_CONNECTIONS} ({idle.rss_before_mib} -> "
+        f"connection at {IDLE_CONNECTIONS} ({idle.rss_before_mib} -> "
         f"{idle.rss_after_mib} MiB)",
     )
     return idle
@@ -141,14 +142,14 @@ def _idle_memory(ctx: RunContext, issuer: str, env: dict[str, str]) -> IdleMemor
 def _idle_memory_floor(ctx: RunContext) -> IdleMemory:
     floor = serve("websocket_floor", FLOOR_APP, ctx.service_env(), ctx.config.log_dir)
     try:
-        say(f"websocket: memory of {load.IDLE_CONNECTIONS} idle connections to a bare ASGI app")
-        idle = asyncio.run(load.idle_memory(floor, "", probe=False))
+        say(f"websocket: memory of {IDLE_CONNECTIONS} idle connections to a bare ASGI app")
+        idle = asyncio.run(idle_memory(floor, "", probe=False))
     finally:
         stop(floor)
     _note(
         ctx,
         f"websocket: the floor, a bare ASGI app that accepts and waits under the same granian: "
-        f"{idle.kib_per_connection} KiB per idle connection at {load.IDLE_CONNECTIONS}",
+        f"{idle.kib_per_connection} KiB per idle connection at {IDLE_CONNECTIONS}",
     )
     return idle
 

@@ -1,13 +1,13 @@
-"""The WebSocket phase's three measurements against a served app, each an asyncio program:
+"""Two of the WebSocket phase's measurements against a served app, each an asyncio program:
 
 1. `round_trips`: `GET_USER` round trips per second over `/web`, 64 requests in flight (8
    connections, 8 each), the client being Python (`websockets`, in the harness's process);
 2. `fan_out`: 1,000 reader connections; one writer creates users one after another over
    WebSocket; each reader's delivery latency is its receive time minus the event's `created_at`
-   (the same clock), and every reader should receive every event exactly once;
-3. `idle_memory`: the served processes' RSS before and after 2,000 idle connections.
+   (the same clock), and every reader should receive every event exactly once.
 
-`websocket_floor_app` is the idle-memory floor: a bare ASGI app under the same granian.
+`open_connections` opens authenticated connections in batches, for these and for
+`websocket_idle`, which measures what idle connections cost in memory.
 """
 
 from __future__ import annotations
@@ -25,16 +25,15 @@ from typing import Any
 import websockets
 from websockets.asyncio.client import ClientConnection
 
-from bench.harness.procs import CpuMeter, own_cpu_seconds, tree_rss_bytes
+from bench.harness.procs import CpuMeter, own_cpu_seconds
 from bench.harness.server import Server
 from bench.harness.stats import percentile
-from bench.pipeline.websocket_figures import FanOut, IdleMemory, WebSocketRoundTrips
+from bench.pipeline.websocket_figures import FanOut, WebSocketRoundTrips
 
 CONNECTIONS = 8
 IN_FLIGHT_PER_CONNECTION = 8
 READERS = 1000
 EVENTS = 100
-IDLE_CONNECTIONS = 2000
 OPEN_BATCH = 100
 
 
@@ -50,7 +49,7 @@ def raise_open_files_limit(wanted: int) -> None:
 
 
 @contextlib.asynccontextmanager
-async def _connections(
+async def open_connections(
     server: Server, token: str, count: int
 ) -> AsyncIterator[list[ClientConnection]]:
     headers = {"Authorization": f"Bearer {token}"}
@@ -116,7 +115,7 @@ async def round_trips(
         finally:
             reader.cancel()
 
-    async with _connections(server, token, CONNECTIONS) as connections:
+    async with open_connections(server, token, CONNECTIONS) as connections:
         stop_at = time.monotonic() + 2  # warm-up
         await asyncio.gather(*(connection_load(c) for c in connections))
         measuring = True
@@ -169,8 +168,8 @@ async def fan_out(server: Server, token: str, writer_token: str) -> FanOut:
             last_delivery = time.monotonic()
 
     async with (
-        _connections(server, token, READERS) as readers,
-        _connections(server, writer_token, 1) as (writer,),
+        open_connections(server, token, READERS) as readers,
+        open_connections(server, writer_token, 1) as (writer,),
     ):
         tasks = [asyncio.create_task(read(i, c)) for i, c in enumerate(readers)]
         await asyncio.sleep(1)
@@ -230,53 +229,3 @@ def _epoch_s(timestamp: str) -> float:
     import datetime as dt
 
     return dt.datetime.fromisoformat(timestamp).timestamp()
-
-
-# ---- 3. Idle memory -----------------------------------------------------------------------------
-
-
-async def idle_memory(server: Server, token: str, *, probe: bool = True) -> IdleMemory:
-    async with _connections(server, token, 10):
-        await asyncio.sleep(1)
-        before = tree_rss_bytes(server.pid)
-    await asyncio.sleep(1)
-    before = min(before, tree_rss_bytes(server.pid))
-    async with _connections(server, token, IDLE_CONNECTIONS) as connections:
-        if probe:  # authenticated and admitted: a request on the last one is answered
-            last = connections[-1]
-            await last.send(
-                json.dumps({"pkg_id": 1, "req_id": str(uuid.uuid4()), "data": {"limit": 1}})
-            )
-            answer = json.loads(await last.recv())
-            if answer["status_code"] != 0:
-                raise RuntimeError(f"idle connection not admitted: {answer}")
-        await asyncio.sleep(3)
-        after = tree_rss_bytes(server.pid)
-    per_connection = (after - before) / IDLE_CONNECTIONS
-    return IdleMemory(
-        connections=IDLE_CONNECTIONS,
-        rss_before_mib=round(before / 2**20, 1),
-        rss_after_mib=round(after / 2**20, 1),
-        kib_per_connection=round(per_connection / 1024, 1),
-    )
-
-
-def websocket_floor_app() -> Any:
-    """The idle-memory floor: a bare ASGI app under granian that accepts a WebSocket and waits
-    for the disconnect (and answers any HTTP request 200, for the readiness probe)."""
-
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
-        elif scope["type"] == "http":
-            await send({"type": "http.response.start", "status": 200, "headers": []})
-            await send({"type": "http.response.body", "body": b"ok"})
-        else:
-            await receive()
-            await send({"type": "websocket.accept"})
-            while (await receive())["type"] != "websocket.disconnect":
-                pass
-
-    return app

@@ -22,7 +22,7 @@ from served import ServedApp, serve_app, stop_app
 
 pytestmark = pytest.mark.integration
 
-# The load generator is bench.probes.cluster's (the README's figures come from it): `bench/` lives at the
+# The load generator is bench.probes.cluster_load's (the README's figures come from it): `bench/` lives at the
 # repository root, outside the installed package.
 _ROOT = str(Path(__file__).resolve().parents[2])
 if _ROOT not in sys.path:

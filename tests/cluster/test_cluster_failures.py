@@ -1,6 +1,6 @@
 """Nodes die, freeze and come back under a steady HTTP load: no request fails, no write is lost.
 
-Three replicas at LOCAL_QUORUM (see conftest). The load is bench.probes.cluster's: concurrent clients
+Three replicas at LOCAL_QUORUM (see conftest). The load is bench.probes.cluster_load's: concurrent clients
 alternating reads of acknowledged users and creates, bounded in count and time. A request fails when
 a read does not answer 200 or a create 201. Figures (p99s) are printed, not asserted: the README
 quotes them with the command that reproduces them.
@@ -17,7 +17,8 @@ from typing import Any
 
 import httpx
 import pytest
-from bench.probes.cluster import LoadResult, create_users, load_during, measure_freeze
+from bench.probes.cluster import measure_freeze
+from bench.probes.cluster_load import LoadResult, create_users, load_during
 from cassandra import ConsistencyLevel
 from cassandra.cluster import Cluster
 from cassandra.query import SimpleStatement
