@@ -89,8 +89,6 @@ def measure_slow_readers(
     parts = urlsplit(base_url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     path = f"/users/stream?limit=1000000&fetch_size={fetch_size}"
-    health: list[float] = []
-    health_failures = 0
     baseline = tree_rss_bytes(server_pid)
     with RssSampler(server_pid) as rss:
         stalled = [_Client(host, port, path) for _ in range(STALLED)]
@@ -105,17 +103,7 @@ def measure_slow_readers(
         reader = threading.Thread(target=read_slowly, name="slow-readers", daemon=True)
         reader.start()
         started = time.monotonic()
-        while time.monotonic() - started < hold_s:
-            asked = time.perf_counter()
-            try:
-                status, _ = request(base_url + "/health", timeout_s=10)
-            except OSError:
-                status = 0
-            if status == 200:
-                health.append(time.perf_counter() - asked)
-            else:
-                health_failures += 1
-            time.sleep(HEALTH_EVERY_S)
+        health, health_failures = _ask_health(base_url, hold_s)
         held = _settled_rss(server_pid)
         stop.set()
         reader.join()
@@ -154,6 +142,25 @@ def measure_slow_readers(
         health_max_ms=round(1000 * max(health), 1) if health else None,
         health_failures=health_failures,
     )
+
+
+def _ask_health(base_url: str, hold_s: float) -> tuple[list[float], int]:
+    """`/health` now and then for `hold_s`: the latencies of its 200s, and how many were not."""
+    latencies: list[float] = []
+    failures = 0
+    started = time.monotonic()
+    while time.monotonic() - started < hold_s:
+        asked = time.perf_counter()
+        try:
+            status, _ = request(base_url + "/health", timeout_s=10)
+        except OSError:
+            status = 0
+        if status == 200:
+            latencies.append(time.perf_counter() - asked)
+        else:
+            failures += 1
+        time.sleep(HEALTH_EVERY_S)
+    return latencies, failures
 
 
 def summary(result: SlowReaderFigures) -> str:

@@ -20,6 +20,7 @@ import resource
 import time
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import websockets
@@ -145,14 +146,16 @@ async def round_trips(
 # ---- 2. Broadcast fan-out -----------------------------------------------------------------------
 
 
-async def fan_out(server: Server, token: str, writer_token: str) -> FanOut:
-    received: list[dict[str, float]] = [{} for _ in range(READERS)]
-    duplicates = 0
-    last_delivery = 0.0
+@dataclass
+class _Deliveries:
+    """What the readers received: for each reader, each event's delivery latency in seconds."""
 
-    async def read(index: int, connection: ClientConnection) -> None:
-        nonlocal duplicates, last_delivery
-        mine = received[index]
+    received: list[dict[str, float]]
+    duplicates: int = 0
+    last: float = 0.0  # monotonic time of the latest delivery
+
+    async def read(self, index: int, connection: ClientConnection) -> None:
+        mine = self.received[index]
         async for frame in connection:
             now = time.time()
             message = json.loads(frame)
@@ -163,59 +166,61 @@ async def fan_out(server: Server, token: str, writer_token: str) -> FanOut:
                 continue
             user_id = message["data"]["user_id"]
             if user_id in mine:
-                duplicates += 1
+                self.duplicates += 1
             mine[user_id] = now - _epoch_s(message["data"]["user"]["created_at"])
-            last_delivery = time.monotonic()
+            self.last = time.monotonic()
 
+    def count(self) -> int:
+        return sum(map(len, self.received))
+
+
+async def _create_users(writer: ClientConnection, count: int) -> None:
+    """One CREATE_USER after another, each waiting for its answer."""
+    for n in range(count):
+        req_id = str(uuid.uuid4())
+        tag = uuid.uuid4().hex[:12]
+        data = {"name": f"Fan {n}", "email": f"fan.{tag}@example.com", "age": 30}
+        await writer.send(json.dumps({"pkg_id": 3, "req_id": req_id, "data": data}))
+        while True:
+            answer = json.loads(await writer.recv())
+            if answer.get("req_id") == req_id:
+                if answer["status_code"] != 0:
+                    raise RuntimeError(f"CREATE_USER answered {answer}")
+                break
+
+
+async def fan_out(server: Server, token: str, writer_token: str) -> FanOut:
+    deliveries = _Deliveries([{} for _ in range(READERS)])
+    expected = READERS * EVENTS
     async with (
         open_connections(server, token, READERS) as readers,
         open_connections(server, writer_token, 1) as (writer,),
     ):
-        tasks = [asyncio.create_task(read(i, c)) for i, c in enumerate(readers)]
+        tasks = [asyncio.create_task(deliveries.read(i, c)) for i, c in enumerate(readers)]
         await asyncio.sleep(1)
         meter = CpuMeter({"service": server.pid})
         meter.start()
         client_cpu = own_cpu_seconds()
         started = time.monotonic()
-        for n in range(EVENTS):
-            req_id = str(uuid.uuid4())
-            tag = uuid.uuid4().hex[:12]
-            await writer.send(
-                json.dumps(
-                    {
-                        "pkg_id": 3,
-                        "req_id": req_id,
-                        "data": {"name": f"Fan {n}", "email": f"fan.{tag}@example.com", "age": 30},
-                    }
-                )
-            )
-            while True:
-                answer = json.loads(await writer.recv())
-                if answer.get("req_id") == req_id:
-                    if answer["status_code"] != 0:
-                        raise RuntimeError(f"CREATE_USER answered {answer}")
-                    break
+        await _create_users(writer, EVENTS)
         # Wait for the stragglers: every reader, every event, or 30 s of silence.
-        expected = READERS * EVENTS
         while (  # noqa: ASYNC110 (a bounded poll: it also ends after 30 s without a delivery)
-            sum(map(len, received)) < expected
-            and time.monotonic() - max(last_delivery, started) < 30
+            deliveries.count() < expected and time.monotonic() - max(deliveries.last, started) < 30
         ):
             await asyncio.sleep(0.1)
-        elapsed = max(last_delivery, started) - started
+        elapsed = max(deliveries.last, started) - started
         cpu = meter.stop()
         client_cpu = own_cpu_seconds() - client_cpu
         for task in tasks:
             task.cancel()
-    latencies = sorted(latency for mine in received for latency in mine.values())
-    complete = sum(1 for mine in received if len(mine) == EVENTS)
+    latencies = sorted(latency for mine in deliveries.received for latency in mine.values())
     return FanOut(
         readers=READERS,
         events=EVENTS,
         deliveries=len(latencies),
         expected_deliveries=expected,
-        readers_with_every_event=complete,
-        duplicates=duplicates,
+        readers_with_every_event=sum(1 for mine in deliveries.received if len(mine) == EVENTS),
+        duplicates=deliveries.duplicates,
         deliveries_per_second=round(len(latencies) / elapsed, 1) if elapsed else None,
         p50_ms=round(1000 * percentile(latencies, 0.50), 2) if latencies else None,
         p99_ms=round(1000 * percentile(latencies, 0.99), 2) if latencies else None,
