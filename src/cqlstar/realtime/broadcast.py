@@ -5,7 +5,10 @@ the event message once and hands it to Litestar's channels (`ChannelsPlugin`: th
 backend when `REDIS_URL` is set, so every process subscribed to the channel receives it once; the
 memory backend otherwise). The publish is awaited, in a PRODUCER span, so the change's answer goes
 out after its event: a client that saw its write succeed can count on the event being on its way. A
-failed publish is logged and counted; the change itself stands and is answered normally.
+failed publish is logged and counted; the change itself stands and is answered normally. A publish
+that Redis does not answer within `PUBLISH_TIMEOUT_S` (a frozen server) has failed: a change's answer
+waits that long at most, not the client's 5 s socket backstop (`cqlstar.redisclient`), which used to
+hold every write for 5 s and turn a write made under `X-Request-Timeout` into a 504.
 
 Fan-out: each process holds ONE channels subscription, and `UserEvents.run` hands each event to the
 process's reader connections (those whose principal holds `users:read`). A reader's `deliver` only
@@ -55,6 +58,10 @@ def users_channel(keyspace: str) -> str:
 _tracer = trace.get_tracer("cqlstar.realtime")
 _encode = msgspec.json.Encoder().encode
 
+
+# The most a change's answer waits for its event to be published (the rate limits' first check
+# waits as long).
+PUBLISH_TIMEOUT_S = 0.5
 
 # How long the subscription waits before reading again after Redis failed it: doubling from the first
 # to the last, so a restart is picked up within a second and an outage costs a few reads a minute.
@@ -178,7 +185,8 @@ class UserEvents:
             set_status_on_exception=False,
         ) as span:
             try:
-                await self.channels.wait_published(payload, self.channel)
+                async with asyncio.timeout(PUBLISH_TIMEOUT_S):
+                    await self.channels.wait_published(payload, self.channel)
             except Exception as exc:
                 # The change is made and stays made; readers miss this one event.
                 self.metrics.broadcast_publish_failures += 1

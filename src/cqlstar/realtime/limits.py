@@ -13,7 +13,8 @@ connections every `SLOT_REFRESH_S`, in one call (`refresh`).
   than the limit. (Separate calls, check then add, admitted 10 connections of a limit of 5 in the
   reference implementation.)
 
-Redis unreachable: the limit fails open like the rate limits (the connection is admitted, the
+Redis unreachable, or silent for `SLOT_TIMEOUT_S` (`cqlstar.realtime.runtime`): the limit fails open
+like the rate limits (the connection is admitted, the
 failure logged and counted), so an outage of the shared state does not take the API down.
 
 The per-message rate limit is `cqlstar.limits` (`RateLimiter.check_ws_message`).

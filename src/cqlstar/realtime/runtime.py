@@ -57,6 +57,9 @@ AUTH_TIMEOUT_S: Final = 5.0
 PING_AFTER_S: Final = 20.0
 DEAD_AFTER_S: Final = 45.0
 SWEEP_INTERVAL_S: Final = 1.0
+# The most a connect (or a close) waits for the connection limit's store: a frozen Redis fails open
+# after this, as the rate limits do, rather than after the client's 5 s socket backstop.
+SLOT_TIMEOUT_S: Final = 0.5
 
 _ALL_ROLES = frozenset(role.value for role in Role)
 
@@ -149,7 +152,8 @@ class Realtime:
         if self.auth_disabled or self.max_connections <= 0:
             return None
         try:
-            return await self.slots.acquire(subject, connection_id, self.max_connections)
+            async with asyncio.timeout(SLOT_TIMEOUT_S):
+                return await self.slots.acquire(subject, connection_id, self.max_connections)
         except Exception as exc:
             self.metrics.slot_failures += 1
             log.warning("connection limit not checked", extra={"error": type(exc).__qualname__})
@@ -157,7 +161,8 @@ class Realtime:
 
     async def release_slot(self, subject: str, connection_id: str) -> None:
         try:
-            await self.slots.release(subject, connection_id)
+            async with asyncio.timeout(SLOT_TIMEOUT_S):
+                await self.slots.release(subject, connection_id)
         except Exception as exc:
             # The slot goes stale and stops counting within SLOT_STALE_S.
             log.warning("connection slot not released", extra={"error": type(exc).__qualname__})
