@@ -191,10 +191,12 @@ def test_a_well_formed_token_of_the_test_issuer_passes(
 ) -> None:
     token = test_issuer.sign(test_issuer.claims())
     assert test_client.get("/users?limit=1", headers=bearer(token)).status_code == 200
-    # Within the 30 s leeway: still accepted.
+    # Within the 30 s leeway, at its edge: still accepted (31 s is refused, in CLAIMS_CASES).
     now = int(time.time())
-    late = test_issuer.sign(test_issuer.claims(exp=now - 10, iat=now - 310))
+    late = test_issuer.sign(test_issuer.claims(exp=now - 29, iat=now - 329))
     assert test_client.get("/users?limit=1", headers=bearer(late)).status_code == 200
+    early = test_issuer.sign(test_issuer.claims(nbf=now + 29))
+    assert test_client.get("/users?limit=1", headers=bearer(early)).status_code == 200
     listed = test_issuer.sign(test_issuer.claims(aud=["other", "cqlstar-api"]))
     assert test_client.get("/users?limit=1", headers=bearer(listed)).status_code == 200
 
@@ -209,6 +211,8 @@ def _at(offset: int) -> tuple[str, int]:
 
 CLAIMS_CASES: list[tuple[str, dict[str, Any]]] = [
     ("expired", {"exp": _at(-60), "iat": _at(-400)}),
+    ("expired just past the leeway", {"exp": _at(-31), "iat": _at(-400)}),
+    ("valid just past the leeway", {"nbf": _at(31)}),
     ("expired long ago", {"exp": 1_000_000, "iat": 999_000}),
     ("not yet valid", {"nbf": _at(120)}),
     ("issued in the future", {"iat": _at(120), "exp": _at(400)}),
