@@ -9,6 +9,11 @@ answer is 429 and the issuer never sees the attempt. One call does it all:
 raises the 429 (`{"detail": "Rate limit exceeded"}`, `Retry-After`, the `X-RateLimit-*` headers),
 or returns the headers for the route to put on whatever it answers, its own errors included.
 
+The username is the one the client typed, compared case-insensitively: only the issuer knows which
+account it names, so where the issuer also takes an account's email address (Keycloak does by
+default) that account has two windows per address, `alice` and `alice@example.com`. Accepted: it
+doubles the attempts on one account from one address, and closing it would mean asking the issuer.
+
 `POST /login/refresh` carries no username (only the issuer can read its refresh token), so its
 attempts count per client address alone, in a window of their own (`username=None`). A body that
 cannot be read at all (422) is not counted: there is no username to count it for.
