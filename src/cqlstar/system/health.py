@@ -6,6 +6,12 @@ dependency something real and returns what helps an operator (a version, a count
 `run_checks` runs every probe at once, each bounded by the same budget, so the answer comes within
 that budget whatever hangs: a frozen dependency costs its budget once, not once per dependency.
 
+A probe in flight is shared: a request that arrives while a check's probe runs waits for that
+probe's result instead of starting another. `/health` is open and not rate limited, so without this
+any client could make the service ask its issuer (a JWKS fetch over HTTP), Redis and Cassandra once
+per request; now a flood costs each dependency one probe at a time. Nothing is cached: a request
+that arrives after a probe ended starts a fresh one.
+
 Status: `healthy` (200) when every check is up; `degraded` (200) when only non-critical ones are
 down (Redis, the identity provider: the service still serves, limits fail open and issued tokens
 keep working); `unhealthy` (503) when a critical one is down (Cassandra).
@@ -83,10 +89,30 @@ async def _run(check: DependencyCheck, budget_s: float) -> CheckResult:
     return outcome
 
 
+# The probe of each check now in flight, shared by the requests that arrive while it runs.
+_in_flight: dict[DependencyCheck, asyncio.Task[CheckResult]] = {}
+
+
+async def _shared_run(check: DependencyCheck, budget_s: float) -> CheckResult:
+    loop = asyncio.get_running_loop()
+    task = _in_flight.get(check)
+    if task is None or task.done() or task.get_loop() is not loop:
+        task = loop.create_task(_run(check, budget_s))
+        _in_flight[check] = task
+
+        def forget(done: asyncio.Task[CheckResult]) -> None:
+            if _in_flight.get(check) is done:
+                del _in_flight[check]
+
+        task.add_done_callback(forget)
+    # Shielded: a request that goes away (its client disconnected) leaves the probe to the others.
+    return await asyncio.shield(task)
+
+
 async def run_checks(
     checks: Sequence[DependencyCheck], budget_s: float = CHECK_BUDGET_S
 ) -> tuple[HealthStatus, dict[str, CheckResult]]:
-    results = await asyncio.gather(*(_run(check, budget_s) for check in checks))
+    results = await asyncio.gather(*(_shared_run(check, budget_s) for check in checks))
     by_name = {check.name: result for check, result in zip(checks, results, strict=True)}
     down = [check for check, result in zip(checks, results, strict=True) if result.status == "down"]
     if any(check.critical for check in down):
