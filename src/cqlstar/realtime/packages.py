@@ -88,7 +88,7 @@ async def _dispatch(request: Request, context: PackageContext) -> tuple[Any, Any
     repository = context.repository()
     match request:
         case GetUser(data=data):
-            user = await repository.get(data.id)
+            user = await repository.get(data.user_id)
             if user is None:
                 raise PackageFailed(Status.ERROR, USER_NOT_FOUND)
             return user, None
@@ -121,13 +121,13 @@ async def _dispatch(request: Request, context: PackageContext) -> tuple[Any, Any
             await context.publish(UserEventKind.CREATED, user.id, user)
             return user, None
         case UpdateUser(data=data):
-            updated = await repository.update(data.id, data)
+            updated = await repository.update(data.user_id, data)
             if updated is None:
                 raise PackageFailed(Status.ERROR, USER_NOT_FOUND)
             await context.publish(UserEventKind.UPDATED, updated.id, updated)
             return updated, None
         case DeleteUser(data=data):
-            await repository.delete(data.id)
-            await context.publish(UserEventKind.DELETED, str(data.id), None)
+            await repository.delete(data.user_id)
+            await context.publish(UserEventKind.DELETED, str(data.user_id), None)
             return None, None
     raise AssertionError(f"no handler for {type(request).__name__}")  # pragma: no cover

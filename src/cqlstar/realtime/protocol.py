@@ -14,6 +14,7 @@ A frame that does not decode is read a second time, leniently (`_Envelope`), onl
 Decisions where the contract is silent (also in the AsyncAPI document):
 - `pkg_id` is echoed whenever it is an integer, even an unknown one; `req_id` only when it is a UUID
   in its canonical text form (any case), and then exactly as sent.
+- A user's `id` in `data` is, like `/users/{id}`, the canonical text form only (any case).
 - Unknown fields in a request or in its `data` are ignored, as in the HTTP API.
 - Binary frames are answered with status 2: the protocol is JSON text.
 - JSON nested deeper than msgspec's recursion allowance (which guards skipped fields as well) is
@@ -87,8 +88,15 @@ PageState = Annotated[
         max_length=4096, description="The previous page's `page_state`, to get the next one"
     ),
 ]
+# The canonical text only, as `/users/{id}` takes it (`cqlstar.users.controller.parse_user_id`):
+# `uuid.UUID`, and msgspec's UUID type, also take 32 bare hex digits, which gave one user two ids.
 UserIdField = Annotated[
-    uuid.UUID, msgspec.Meta(description="The user's id", extra_json_schema={"format": "uuid"})
+    str,
+    msgspec.Meta(
+        pattern=UUID_PATTERN,
+        description="The user's id",
+        extra_json_schema={"format": "uuid"},
+    ),
 ]
 
 
@@ -108,12 +116,20 @@ class UserRef(msgspec.Struct, frozen=True):
 
     id: UserIdField
 
+    @property
+    def user_id(self) -> uuid.UUID:
+        return uuid.UUID(self.id)
+
 
 class UpdateUserData(UserUpdate, frozen=True, kw_only=True):
     """`UserUpdate` (at least one of name, email, age, checked by its own `__post_init__`) plus the
     id. A `UserUpdate`, so the repository takes it as it is."""
 
     id: UserIdField
+
+    @property
+    def user_id(self) -> uuid.UUID:
+        return uuid.UUID(self.id)
 
 
 # ---- requests: one tagged struct per package ----------------------------------------------------
@@ -324,6 +340,6 @@ def _field_message(error: msgspec.DecodeError) -> str:
     if not sep:
         return text
     field = path.rstrip("`")
-    if field == "req_id" and message.startswith("Expected `str` matching regex"):
+    if field in ("req_id", "data.id") and message.startswith("Expected `str` matching regex"):
         message = "Expected a UUID (8-4-4-4-12 hexadecimal digits)"
     return f"{field}: {message}"

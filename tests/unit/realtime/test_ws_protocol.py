@@ -43,7 +43,7 @@ def test_each_package_decodes_to_its_own_type() -> None:
     assert isinstance(create.data, UserCreate)
     get = decode_frame(frame(pkg_id=4, req_id=REQ, data={"id": uid}))
     assert isinstance(get, GetUser)
-    assert get.data.id == uuid.UUID(uid)
+    assert get.data.user_id == uuid.UUID(uid)
     update = decode_frame(frame(pkg_id=5, req_id=REQ, data={"id": uid, "age": 4}))
     assert isinstance(update, UpdateUser)
     assert isinstance(update.data, UserUpdate)
@@ -127,3 +127,19 @@ def test_broadcast_message_field_order_and_values() -> None:
         b'{"pkg_id":100,"req_id":"00000000-0000-0000-0000-000000000000","status_code":0,'
         b'"data":{"event":"deleted","user_id":"u1","user":null},"meta":null,"msg":null}'
     )
+
+
+def test_user_ids_are_read_as_the_http_api_reads_them() -> None:
+    """Only the canonical 8-4-4-4-12 text, as `/users/{id}` takes it: the other spellings that
+    `uuid.UUID` (and msgspec) accept would give one user several ids."""
+    uid = uuid.uuid4()
+    for spelling in (str(uid), str(uid).upper()):
+        get = decode_frame(frame(pkg_id=4, req_id=REQ, data={"id": spelling}))
+        assert isinstance(get, GetUser)
+        assert get.data.user_id == uid
+    for spelling in (uid.hex, "{" + str(uid) + "}", "urn:uuid:" + str(uid), "x"):
+        for pkg_id in (4, 5, 6):
+            bad = decode_frame(frame(pkg_id=pkg_id, req_id=REQ, data={"id": spelling, "age": 3}))
+            assert bad == Invalid(
+                pkg_id, REQ, "data.id: Expected a UUID (8-4-4-4-12 hexadecimal digits)"
+            ), spelling
