@@ -93,6 +93,10 @@ class SharedRevocations:
     CHANNEL = "cqlstar:revocations"
     PREFIX = "cqlstar:revoked:"
     RETRY_S = 1.0
+    # The most a logout waits for Redis to take a revocation: a frozen server answers nothing, and
+    # the client's 5 s socket backstop would outlast a request's `X-Request-Timeout` (504 instead
+    # of the 503 that tells the client to retry).
+    STORE_TIMEOUT_S = 0.5
 
     def __init__(self, redis: Redis, clock: Clock = time.time) -> None:
         self._redis = redis
@@ -109,9 +113,10 @@ class SharedRevocations:
         if ttl_ms <= 0:
             return
         try:
-            await self._redis.set(self.PREFIX + key, repr(until), px=ttl_ms)
-            await self._redis.publish(self.CHANNEL, f"{until!r} {key}")
-        except (RedisError, OSError) as error:
+            async with asyncio.timeout(self.STORE_TIMEOUT_S):
+                await self._redis.set(self.PREFIX + key, repr(until), px=ttl_ms)
+                await self._redis.publish(self.CHANNEL, f"{until!r} {key}")
+        except (RedisError, OSError) as error:  # OSError: TimeoutError too
             raise RevocationUnavailable(type(error).__name__) from None
 
     async def run(self) -> None:

@@ -1,6 +1,7 @@
 """A frozen Redis (it accepts connections and never answers) does not hold up what only fails open on
-it: a change's broadcast publish and a connect's connection-limit check give up as promptly as the
-rate limits do, instead of waiting out the Redis client's 5 s socket backstop."""
+it: a change's broadcast publish, a connect's connection-limit check and a logout's revocation give
+up as promptly as the rate limits do, instead of waiting out the Redis client's 5 s socket
+backstop."""
 
 from __future__ import annotations
 
@@ -37,15 +38,16 @@ def app_on_frozen_redis(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[ServedApp]:
     env = {**app_env, **keycloak.env, "REDIS_URL": frozen_redis.url, "WS_MAX_CONNECTIONS": "5"}
-    served = serve_app(env, tmp_path_factory.mktemp("ws-redis-frozen") / "server.log")
+    served = serve_app(env, tmp_path_factory.mktemp("frozen-redis") / "server.log")
     yield served
     stop_app(served)
 
 
-async def test_writes_and_connects_do_not_wait_for_a_frozen_redis(
+async def test_writes_connects_and_logouts_do_not_wait_for_a_frozen_redis(
     app_on_frozen_redis: ServedApp, frozen_redis: localredis.RedisInstance, keycloak: Any
 ) -> None:
-    token = keycloak_login(keycloak, "alice")["access_token"]
+    session = keycloak_login(keycloak, "alice")
+    token = session["access_token"]
     pid = frozen_redis.pid()
     assert pid is not None
     async with httpx.AsyncClient(
@@ -72,6 +74,16 @@ async def test_writes_and_connects_do_not_wait_for_a_frozen_redis(
                 answer = await ws.request(1, {"limit": 1})
             assert answer["status_code"] == 0
             assert time.monotonic() - started < 3
+
+            # The revocation cannot be shared: 503 with Retry-After (the client retries), within
+            # the request's budget (it waited 5 s for Redis before: 504).
+            logout = await http.post(
+                "/logout",
+                json={"refresh_token": session["refresh_token"]},
+                headers={"X-Request-Timeout": "2"},
+            )
+            assert logout.status_code == 503, logout.text
+            assert "retry-after" in logout.headers
         finally:
             os.kill(pid, signal.SIGCONT)
         metrics = (await http.get("/metrics")).json()["websocket"]
