@@ -1,7 +1,10 @@
 """What the two read ceilings (`raw_driver`, `layer_reads`) share: their command line, the id pool,
 the accounting of their measured window, and the one JSON line each prints for the harness.
 
-Each runs as a child process of `just bench`, which reads that line back as a `CeilingResult`.
+Each runs as a child process of `just bench`, which reads that line back as a `CeilingResult`:
+
+    python -m bench.harness.raw_driver --keyspace cqlstar_bench --ids ids.txt --concurrency 64 --seconds 30
+    python -m bench.harness.layer_reads --keyspace cqlstar_bench --ids ids.txt --concurrency 64 --seconds 30
 """
 
 from __future__ import annotations

@@ -5,9 +5,7 @@ number of reads is in flight as in the raw-driver ceiling; the difference betwee
 async layer costs (the driver-thread-to-event-loop hand-off, row construction, its spans). No tracer
 provider is configured here, so the layer's spans go to OpenTelemetry's no-op tracer.
 
-Run by the harness as a child process and prints one JSON object:
-
-    python -m bench.harness.layer_reads --keyspace cqlstar_bench --ids ids.txt --concurrency 64 --seconds 30
+A child process of `just bench` (see `bench.harness.ceiling` for its command line and output).
 """
 
 from __future__ import annotations
@@ -22,15 +20,7 @@ from typing import Any
 
 import uvloop
 
-from bench.harness.ceiling import (
-    CeilingResult,
-    CpuWindow,
-    Reads,
-    ceiling_arguments,
-    ceiling_result,
-    emit,
-    read_ids,
-)
+from bench.harness import ceiling
 from bench.harness.statements import READ_USER
 from cqlstar.aiocassandra import AsyncCluster, AsyncSession
 
@@ -42,7 +32,7 @@ async def _reader(
     *,
     sequence: itertools.count[int],
     deadline: float,
-    reads: Reads,
+    reads: ceiling.Reads,
 ) -> None:
     while True:
         key = ids[next(sequence) % len(ids)]
@@ -65,8 +55,8 @@ async def measure(
     ids: Sequence[uuid.UUID],
     concurrency: int,
     seconds: float,
-) -> Reads:
-    reads = Reads(seconds)
+) -> ceiling.Reads:
+    reads = ceiling.Reads(seconds)
     sequence = itertools.count()
     deadline = time.perf_counter() + seconds
     await asyncio.gather(
@@ -78,24 +68,24 @@ async def measure(
     return reads
 
 
-async def run(args: argparse.Namespace) -> CeilingResult:
+async def run(args: argparse.Namespace) -> ceiling.CeilingResult:
     cluster = AsyncCluster(args.hosts.split(","), port=args.port)
     try:
         session = await cluster.connect(args.keyspace)
         statement = await session.prepare(READ_USER, idempotent=True)
-        ids = read_ids(args.ids)
+        ids = ceiling.read_ids(args.ids)
         if args.warmup > 0:
             await measure(session, statement, ids, args.concurrency, args.warmup)
-        with CpuWindow(args.cassandra_pid) as window:
+        with ceiling.CpuWindow(args.cassandra_pid) as window:
             reads = await measure(session, statement, ids, args.concurrency, args.seconds)
         await session.close()
     finally:
         await cluster.shutdown()
-    return ceiling_result(reads, args.concurrency, window.cpu_seconds)
+    return ceiling.ceiling_result(reads, args.concurrency, window.cpu_seconds)
 
 
 def main(argv: list[str] | None = None) -> None:
-    emit(uvloop.run(run(ceiling_arguments(__doc__).parse_args(argv))))
+    ceiling.emit(uvloop.run(run(ceiling.ceiling_arguments(__doc__).parse_args(argv))))
 
 
 if __name__ == "__main__":

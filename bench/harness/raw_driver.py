@@ -5,9 +5,7 @@ The service's read by key, prepared once and issued with `execute_async` +
 so exactly `concurrency` requests stay in flight for the whole measurement. Rows come back as plain
 tuples (`tuple_factory`), the driver's cheapest row form, so this is the strictest ceiling.
 
-Run by the harness as a child process and prints one JSON object:
-
-    python -m bench.harness.raw_driver --keyspace cqlstar_bench --ids ids.txt --concurrency 64 --seconds 30
+A child process of `just bench` (see `bench.harness.ceiling` for its command line and output).
 """
 
 from __future__ import annotations
@@ -23,14 +21,7 @@ from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, S
 from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
 from cassandra.query import PreparedStatement, tuple_factory
 
-from bench.harness.ceiling import (
-    CpuWindow,
-    Reads,
-    ceiling_arguments,
-    ceiling_result,
-    emit,
-    read_ids,
-)
+from bench.harness import ceiling
 from bench.harness.statements import READ_USER
 
 
@@ -52,13 +43,13 @@ class CallbackReader:
         # both draw from it while the first requests are being issued.
         self._sequence = itertools.count()
         self._deadline = 0.0
-        self._reads = Reads(0.0)
+        self._reads = ceiling.Reads(0.0)
         self._outstanding = 0
         self._lock = threading.Lock()
         self._finished = threading.Event()
 
-    def run(self, seconds: float) -> Reads:
-        self._reads = Reads(seconds)
+    def run(self, seconds: float) -> ceiling.Reads:
+        self._reads = ceiling.Reads(seconds)
         self._outstanding = self._concurrency
         self._finished.clear()
         started = time.perf_counter()
@@ -110,17 +101,17 @@ def connect(hosts: list[str], port: int, keyspace: str) -> tuple[Cluster, Sessio
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = ceiling_arguments(__doc__).parse_args(argv)
+    args = ceiling.ceiling_arguments(__doc__).parse_args(argv)
 
     cluster, session = connect(args.hosts.split(","), args.port, args.keyspace)
     try:
         statement = session.prepare(READ_USER)
-        reader = CallbackReader(session, statement, read_ids(args.ids), args.concurrency)
+        reader = CallbackReader(session, statement, ceiling.read_ids(args.ids), args.concurrency)
         if args.warmup > 0:
             reader.run(args.warmup)
-        with CpuWindow(args.cassandra_pid) as window:
+        with ceiling.CpuWindow(args.cassandra_pid) as window:
             reads = reader.run(args.seconds)
-        result = ceiling_result(
+        result = ceiling.ceiling_result(
             reads,
             args.concurrency,
             window.cpu_seconds,
@@ -129,7 +120,7 @@ def main(argv: list[str] | None = None) -> None:
         )
     finally:
         cluster.shutdown()
-    emit(result)
+    ceiling.emit(result)
 
 
 if __name__ == "__main__":
