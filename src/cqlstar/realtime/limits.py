@@ -10,12 +10,12 @@ connections every `SLOT_REFRESH_S`, in one call (`refresh`).
 - `RedisConnectionSlots`: a sorted set per principal, slot ids scored by the Redis server's clock
   (`TIME`, so hosts whose clocks drift share one timeline), and ONE Lua script that prunes the stale
   slots, counts and adds: atomic, so concurrent connects on any number of processes never admit more
-  than the limit. (Separate calls, check then add, admitted 10 connections of a limit of 5 in the
-  reference implementation.)
+  than the limit. (Separate calls, check then add, let concurrent connects all pass the check before
+  any of them added its slot.)
 
 Redis unreachable, or silent for `SLOT_TIMEOUT_S` (`cqlstar.realtime.runtime`): the limit fails open
-like the rate limits (the connection is admitted, the
-failure logged and counted), so an outage of the shared state does not take the API down.
+like the rate limits (the connection is admitted, the failure logged and counted), so an outage of
+the shared state does not take the API down.
 
 The per-message rate limit is `cqlstar.limits` (`RateLimiter.check_ws_message`).
 """
