@@ -16,8 +16,8 @@ What the client sees: every answer of a limited route carries `X-RateLimit-Limit
 `X-RateLimit-Remaining` and `X-RateLimit-Reset` (added to whatever the route answered, errors
 included, also those a middleware after this one raises). Over the limit: 429 `{"detail": "Rate
 limit exceeded"}` with `Retry-After`, sent by this middleware, so neither the body is read nor the
-handler called. While the limits fail open (Redis
-unreachable) the headers are left out: there is no count to report.
+handler called. While the limits fail open (Redis unreachable) the headers are left out: there is
+no count to report.
 
 Why not Litestar's `RateLimitMiddleware`: it is a fixed window stored with a read-modify-write of
 one value, which lets more than the limit through when requests race across processes.
