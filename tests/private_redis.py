@@ -12,7 +12,7 @@ from served import free_port
 
 
 @contextmanager
-def private_redis(*, started: bool = True) -> Iterator[localredis.RedisInstance]:
+def redis_on_a_free_port(*, started: bool = True) -> Iterator[localredis.RedisInstance]:
     """A Redis on a free loopback port (started unless `started=False`); stopped and its
     directory removed afterwards, whatever state the test left it in."""
     instance = localredis.RedisInstance(free_port())

@@ -14,7 +14,6 @@ lowered so that the shared window fills within a few requests.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -23,7 +22,6 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from cqlstar import localredis
 from image.containers import IMAGE_TEST_ENABLED, BuiltImage, Container, start_container
 from image.podman import Podman
 from image.stack import (
@@ -34,6 +32,7 @@ from image.stack import (
     on_port,
     with_port,
 )
+from private_redis import redis_on_a_free_port
 from served import free_port
 from ws_client import ws_connect
 
@@ -53,11 +52,8 @@ RATE_LIMIT_PER_MINUTE = 6
 @pytest.fixture(scope="module")
 def private_redis() -> Iterator[str]:
     """A Redis of this module's own: its small windows stay out of the run's shared Redis."""
-    instance = localredis.RedisInstance(free_port())
-    url = localredis.start(instance)
-    yield url
-    localredis.stop(instance)
-    shutil.rmtree(instance.directory, ignore_errors=True)
+    with redis_on_a_free_port() as instance:
+        yield instance.url
 
 
 @pytest.fixture(scope="module")

@@ -28,6 +28,14 @@ __all__ = [
 
 
 def create_rate_limiter(settings: Settings, redis: Redis | None) -> RateLimiter:
-    """Shared windows in Redis when there is one, this process's own otherwise."""
-    window: SlidingWindow = InProcessWindow() if redis is None else RedisWindow(redis)
+    """Shared windows in Redis when there is one, this process's own otherwise.
+
+    In Redis the windows belong to one deployment, the processes that share a keyspace (as the
+    broadcast channel does): another deployment, or a test run, on the same Redis has its own.
+    """
+    window: SlidingWindow = (
+        InProcessWindow()
+        if redis is None
+        else RedisWindow(redis, deployment=settings.cassandra_keyspace)
+    )
     return RateLimiter(window, settings)

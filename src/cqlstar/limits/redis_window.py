@@ -70,6 +70,7 @@ end
 return out
 """
 
+# Followed by the deployment (the Cassandra keyspace), then the window's own key.
 KEY_PREFIX = "cqlstar:ratelimit:"
 # A script call carries at most this many checks; more wait for the next call.
 MAX_BATCH = 256
@@ -89,10 +90,12 @@ class RedisWindow:
         self,
         redis: Redis,
         *,
+        deployment: str,
         timeout_s: float = 0.5,
         probe_interval_s: float = 1.0,
     ) -> None:
         self._redis = redis
+        self._key_prefix = f"{KEY_PREFIX}{deployment}:"
         self._script = redis.register_script(SLIDING_WINDOW_LUA)
         self._timeout_s = timeout_s
         self._probe_interval_s = probe_interval_s
@@ -109,7 +112,7 @@ class RedisWindow:
         if not self.available:
             raise WindowUnavailable
         future: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Check(KEY_PREFIX + key, rate, future))
+        self._queue.append(_Check(self._key_prefix + key, rate, future))
         if self._sender is None:
             self._sender = asyncio.create_task(self._send_queued())
         return await future

@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 # contract's minute, with two refreshes of slack before a live connection's slot could go stale.
 SLOT_REFRESH_S: Final = 15.0
 SLOT_STALE_S: Final = 45.0
+# Followed by the deployment (the Cassandra keyspace, as for the rate limits), then the principal.
 KEY_PREFIX: Final = "cqlstar:ws:connections:"
 
 # KEYS[1]: the principal's slots. ARGV: the new slot's id, the limit, the staleness in ms.
@@ -102,25 +103,26 @@ class InProcessConnectionSlots:
 class RedisConnectionSlots:
     """The open connections of every process sharing one Redis, per principal."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, *, deployment: str) -> None:
         self._redis = redis
+        self._key_prefix = f"{KEY_PREFIX}{deployment}:"
         self._acquire = redis.register_script(ACQUIRE_LUA)
         self._refresh = redis.register_script(REFRESH_LUA)
         self._stale_ms = int(SLOT_STALE_S * 1000)
 
     async def acquire(self, subject: str, slot: str, limit: int) -> bool:
         admitted = await self._acquire(
-            keys=[KEY_PREFIX + subject], args=[slot, limit, self._stale_ms]
+            keys=[self._key_prefix + subject], args=[slot, limit, self._stale_ms]
         )
         return bool(admitted)
 
     async def release(self, subject: str, slot: str) -> None:
-        await self._redis.zrem(KEY_PREFIX + subject, slot)
+        await self._redis.zrem(self._key_prefix + subject, slot)
 
     async def refresh(self, held: Iterable[tuple[str, str]]) -> None:
         pairs = list(held)
         if pairs:
             await self._refresh(
-                keys=[KEY_PREFIX + subject for subject, _ in pairs],
+                keys=[self._key_prefix + subject for subject, _ in pairs],
                 args=[self._stale_ms, *(slot for _, slot in pairs)],
             )

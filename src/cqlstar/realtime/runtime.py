@@ -87,7 +87,9 @@ class Realtime:
         self.verifier = verifier
         self.auth_disabled = verifier is None
         self.slots: ConnectionSlots = (
-            InProcessConnectionSlots() if redis is None else RedisConnectionSlots(redis)
+            InProcessConnectionSlots()
+            if redis is None
+            else RedisConnectionSlots(redis, deployment=settings.cassandra_keyspace)
         )
         self.rate_limiter = rate_limiter
         # 0: no limit.

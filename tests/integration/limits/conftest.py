@@ -6,19 +6,15 @@ windows of the run's shared Redis, which other tests (and other runs on the mach
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 
 import pytest
 
 from cqlstar import localredis
-from served import free_port
+from private_redis import redis_on_a_free_port
 
 
 @pytest.fixture(scope="module")
 def private_redis() -> Iterator[localredis.RedisInstance]:
-    instance = localredis.RedisInstance(free_port())
-    localredis.start(instance)
-    yield instance
-    localredis.stop(instance)
-    shutil.rmtree(instance.directory, ignore_errors=True)
+    with redis_on_a_free_port() as instance:
+        yield instance

@@ -20,13 +20,13 @@ import pytest
 
 from cqlstar import localredis
 from oidc import PASSWORDS, OwnIssuer, keycloak_login, serving_issuer
-from private_redis import private_redis
+from private_redis import redis_on_a_free_port
 from served import ServedApp, serve_app, stop_app
 
 
 @pytest.fixture(scope="session")
 def ws_redis() -> Iterator[localredis.RedisInstance]:
-    with private_redis() as instance:
+    with redis_on_a_free_port() as instance:
         yield instance
 
 

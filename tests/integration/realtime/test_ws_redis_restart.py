@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from cqlstar import localredis
-from private_redis import private_redis
+from private_redis import redis_on_a_free_port
 from served import ServedApp, serve_app, stop_app
 from ws_client import WsClient, ws_connect
 
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def restartable_redis() -> Iterator[localredis.RedisInstance]:
-    with private_redis() as instance:
+    with redis_on_a_free_port() as instance:
         yield instance
 
 
@@ -88,7 +88,7 @@ async def test_broadcast_resumes_after_redis_restarts(
 async def test_a_service_started_while_redis_is_down_broadcasts_once_it_answers(
     app_env: dict[str, str], tmp_path: Path
 ) -> None:
-    with private_redis(started=False) as late:
+    with redis_on_a_free_port(started=False) as late:
         served = serve_app({**app_env, "REDIS_URL": late.url}, tmp_path / "server.log")
         try:
             async with httpx.AsyncClient(base_url=served.base_url, timeout=30) as http:

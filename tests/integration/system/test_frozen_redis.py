@@ -17,7 +17,7 @@ import pytest
 
 from cqlstar import localredis
 from oidc import bearer, keycloak_login
-from private_redis import private_redis
+from private_redis import redis_on_a_free_port
 from served import ServedApp, serve_app, stop_app
 from ws_client import ws_connect
 
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def frozen_redis() -> Iterator[localredis.RedisInstance]:
-    with private_redis() as instance:
+    with redis_on_a_free_port() as instance:
         yield instance
 
 

@@ -24,7 +24,7 @@ import pytest
 
 from cqlstar import localredis
 from oidc import new_rsa_key
-from private_redis import private_redis
+from private_redis import redis_on_a_free_port
 from served import ServedApp, free_port, serve_app, stop_app
 
 pytestmark = pytest.mark.integration
@@ -92,7 +92,7 @@ def static_issuer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StaticIs
 
 @pytest.fixture(scope="module")
 def own_redis() -> Iterator[localredis.RedisInstance]:
-    with private_redis() as instance:
+    with redis_on_a_free_port() as instance:
         yield instance
 
 
