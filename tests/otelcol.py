@@ -40,6 +40,8 @@ from typing import Any, TypeVar
 
 import pytest
 
+from polling import wait_until
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 OTEL_DIR = REPO_ROOT / "otel"
 BUILD_SCRIPT = OTEL_DIR / "build-collector.sh"
@@ -291,24 +293,6 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def wait_until(
-    probe: Callable[[], T],
-    *,
-    timeout: float,
-    interval: float = 0.1,
-    message: str = "condition not met",
-) -> T:
-    """Poll ``probe`` until it returns something truthy and return that."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = probe()
-        if result:
-            return result
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s: {message}")
-        time.sleep(interval)
 
 
 @dataclass

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -24,21 +24,13 @@ from cassandra.cluster import Cluster
 from cassandra.query import SimpleStatement
 
 from cqlstar import localcluster
+from polling import wait_until
 from served import ServedApp
 
 pytestmark = pytest.mark.integration
 
 KILLED_NODE = 3
 FROZEN_NODE = 2
-
-
-def _eventually(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"not within {timeout:.0f}s: {what}")
 
 
 def _described(failed: list[Any]) -> str:
@@ -138,17 +130,24 @@ def test_3_the_killed_node_rejoins_hints_replay_and_every_acknowledged_write_rea
     address = localcluster.ADDRESSES[KILLED_NODE - 1]
     host = next(h for h in driver.cluster.metadata.all_hosts() if h.address == address)
     # Writes acknowledged while the node was down left hints for it on the others.
-    _eventually(
+    wait_until(
         lambda: _pending_hints(driver, host.host_id) > 0,
-        30,
-        f"hints held for node {KILLED_NODE} while it is down",
+        timeout=30,
+        interval=0.5,
+        message=f"hints held for node {KILLED_NODE} while it is down",
     )
     localcluster.start([KILLED_NODE])
-    _eventually(lambda: host.is_up, 60, f"the driver sees node {KILLED_NODE} up again")
-    _eventually(
+    wait_until(
+        lambda: host.is_up,
+        timeout=60,
+        interval=0.5,
+        message=f"the driver sees node {KILLED_NODE} up again",
+    )
+    wait_until(
         lambda: _pending_hints(driver, host.host_id) == 0,
-        90,
-        f"hints for node {KILLED_NODE} replayed",
+        timeout=90,
+        interval=0.5,
+        message=f"hints for node {KILLED_NODE} replayed",
     )
     acknowledged = seeded + node_killed_under_load[0].acknowledged
     assert _missing_at_all(driver, acknowledged) == []
@@ -184,10 +183,11 @@ def test_4_two_nodes_down_answers_503_and_recovers_by_itself(
     with ThreadPoolExecutor(2) as pool:  # side by side: each drains before it exits
         list(pool.map(lambda n: localcluster.stop([n]), (2, 3)))
     try:
-        _eventually(
+        wait_until(
             lambda: httpx.get(f"{base}/users/{seeded[0]}", timeout=10).status_code == 503,
-            30,
-            "reads answer 503 with two of three replicas down",
+            timeout=30,
+            interval=0.5,
+            message="reads answer 503 with two of three replicas down",
         )
         answers = [httpx.get(f"{base}/users/{seeded[n]}", timeout=10) for n in range(5)] + [
             httpx.post(
@@ -206,15 +206,19 @@ def test_4_two_nodes_down_answers_503_and_recovers_by_itself(
     finally:
         localcluster.start([2, 3])
     # The same process recovers by itself once the nodes are back.
-    _eventually(
-        lambda: httpx.get(f"{base}/health", timeout=10).status_code == 200, 90, "healthy again"
+    wait_until(
+        lambda: httpx.get(f"{base}/health", timeout=10).status_code == 200,
+        timeout=90,
+        interval=0.5,
+        message="healthy again",
     )
-    _eventually(
+    wait_until(
         lambda: httpx.get(f"{base}/users/{seeded[0]}", timeout=10).status_code == 200,
-        30,
-        "reads again",
+        timeout=30,
+        interval=0.5,
+        message="reads again",
     )
-    _eventually(
+    wait_until(
         lambda: (
             httpx.post(
                 f"{base}/users",
@@ -223,8 +227,9 @@ def test_4_two_nodes_down_answers_503_and_recovers_by_itself(
             ).status_code
             == 201
         ),
-        30,
-        "creates again",
+        timeout=30,
+        interval=0.5,
+        message="creates again",
     )
     assert cluster_app.process.poll() is None  # the same process, never restarted
 

@@ -48,7 +48,12 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from cqlstar.limits import RateLimiter
 from cqlstar.realtime.metrics import WebSocketFigures
 from cqlstar.telemetry.counters import ServiceCounters
-from cqlstar.telemetry.metrics import DURATION_BUCKETS_S, HistogramSeries, ServiceMetrics
+from cqlstar.telemetry.metrics import (
+    DURATION_BUCKETS_S,
+    HistogramSeries,
+    LabelledSeries,
+    ServiceMetrics,
+)
 
 TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
@@ -94,12 +99,12 @@ class ServiceCollector(Collector):
         self.websocket = websocket
 
     def collect(self) -> Iterator[Metric]:
-        yield from self._http()
-        yield from self._queries()
+        series = self.service_metrics.series()  # one consistent copy per scrape
+        yield from self._http(series)
+        yield from self._queries(series)
         yield from self._service_events()
 
-    def _http(self) -> Iterable[Metric]:
-        series = self.service_metrics.series()
+    def _http(self, series: LabelledSeries) -> Iterable[Metric]:
         labels = ["route", "method", "status"]
         requests = CounterMetricFamily(
             _PREFIX + "http_requests",
@@ -120,8 +125,7 @@ class ServiceCollector(Collector):
         in_flight.add_metric([], series.requests_in_flight)
         return [requests, durations, in_flight]
 
-    def _queries(self) -> Iterable[Metric]:
-        series = self.service_metrics.series()
+    def _queries(self, series: LabelledSeries) -> Iterable[Metric]:
         labels = ["operation", "table"]
         queries = CounterMetricFamily(
             _PREFIX + "db_queries", "Cassandra queries (one CLIENT span each)", labels=labels

@@ -11,12 +11,13 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from polling import wait_until
 from served import ROOT, ServedApp, serve_app, stop_app
 
 pytestmark = pytest.mark.integration
@@ -35,15 +36,6 @@ def _node_pid() -> int:
     from cqlstar.localnode import cache_root
 
     return int((cache_root() / f"node-{NODE_PORT}" / "cassandra.pid").read_text())
-
-
-def _eventually(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"not within {timeout:.0f}s: {what}")
 
 
 def _status(app: ServedApp, path: str) -> int:
@@ -84,7 +76,12 @@ def test_health_follows_cassandra_without_a_restart(late_service: ServedApp) -> 
 
     # The database arrives late: the background connection finds it.
     _node("start")
-    _eventually(lambda: _status(app, "/health") == 200, 60, "healthy after Cassandra started")
+    wait_until(
+        lambda: _status(app, "/health") == 200,
+        timeout=60,
+        interval=0.5,
+        message="healthy after Cassandra started",
+    )
     body = httpx.get(health, timeout=5).json()
     assert body["cassandra_connected"] is True
     assert body["cassandra"] == "connected"
@@ -92,7 +89,12 @@ def test_health_follows_cassandra_without_a_restart(late_service: ServedApp) -> 
 
     # Cassandra stops: 503, and data routes answer 503 with Retry-After too.
     _node("stop")
-    _eventually(lambda: _status(app, "/health") == 503, 30, "unhealthy after Cassandra stopped")
+    wait_until(
+        lambda: _status(app, "/health") == 503,
+        timeout=30,
+        interval=0.5,
+        message="unhealthy after Cassandra stopped",
+    )
     assert httpx.get(health, timeout=5).json()["checks"]["cassandra"]["status"] == "down"
     users = httpx.get(app.base_url + "/users?limit=1", timeout=10)
     if users.status_code != 404:  # the Users routes exist
@@ -101,7 +103,12 @@ def test_health_follows_cassandra_without_a_restart(late_service: ServedApp) -> 
 
     # It comes back: same process, healthy again.
     _node("start")
-    _eventually(lambda: _status(app, "/health") == 200, 90, "healthy after Cassandra restarted")
+    wait_until(
+        lambda: _status(app, "/health") == 200,
+        timeout=90,
+        interval=0.5,
+        message="healthy after Cassandra restarted",
+    )
 
     # A hung node (not dead, just silent): /health still answers within its 2 s promise.
     pid = _node_pid()

@@ -12,15 +12,18 @@ from __future__ import annotations
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from cqlstar import debpackages
+from polling import wait_until
 from served import ServedApp, free_port
+
+T = TypeVar("T")
 
 pytestmark = pytest.mark.integration
 
@@ -64,17 +67,16 @@ def prometheus(live_app: ServedApp, tmp_path_factory: pytest.TempPathFactory) ->
         process.wait(timeout=20)
 
 
-def _eventually(check: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
+def _unless_refused(probe: Callable[[], T]) -> Callable[[], T | None]:
+    """`probe`, answering None while Prometheus refuses connections (it is still starting)."""
+
+    def guarded() -> T | None:
         try:
-            result = check()
+            return probe()
         except httpx.HTTPError:
-            result = None
-        if result:
-            return result
-        assert time.monotonic() < deadline, f"not within {timeout:.0f}s: {what}"
-        time.sleep(0.5)
+            return None
+
+    return guarded
 
 
 def _query(prometheus: str, expression: str) -> list[dict[str, Any]]:
@@ -99,15 +101,23 @@ def test_prometheus_scrapes_the_service_and_its_series_are_queryable(
         active = targets["activeTargets"]
         return active[0] if active and active[0]["health"] == "up" else None
 
-    target = _eventually(target_up, 60, "Prometheus reports the service's target up")
+    target = wait_until(
+        _unless_refused(target_up),
+        timeout=60,
+        interval=0.5,
+        message="Prometheus reports the service's target up",
+    )
     assert target["lastError"] == ""
 
-    requests = _eventually(
-        lambda: _query(
-            prometheus, 'cqlstar_http_requests_total{route="/users/{user_id}",method="GET"}'
+    requests = wait_until(
+        _unless_refused(
+            lambda: _query(
+                prometheus, 'cqlstar_http_requests_total{route="/users/{user_id}",method="GET"}'
+            )
         ),
-        30,
-        "the request series in Prometheus",
+        timeout=30,
+        interval=0.5,
+        message="the request series in Prometheus",
     )
     # The run's other tests use this service too: at least our 404 is there, by template.
     assert {series["metric"]["status"] for series in requests} >= {"404"}
