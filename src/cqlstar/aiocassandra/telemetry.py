@@ -183,6 +183,11 @@ class QueryTelemetry:
             query.span.set_attribute(CASSANDRA_PAGE_NUMBER, page_number)
         return query
 
+    def _tell_listener(self, query: QueryTrace, *, failed: bool) -> None:
+        if self._listener is not None:
+            duration_ns = time.perf_counter_ns() - query.started_ns
+            self._listener(query.operation, query.table, duration_ns, failed)
+
     def succeed(
         self, query: QueryTrace, response_future: Any, rows: int | None, *, attempts: bool = True
     ) -> None:
@@ -191,9 +196,7 @@ class QueryTelemetry:
         `attempts`: whether `response_future` served this span's request alone, so that its hosts
         are this span's attempts (False for later pages and streams).
         """
-        if self._listener is not None:
-            duration_ns = time.perf_counter_ns() - query.started_ns
-            self._listener(query.operation, query.table, duration_ns, False)
+        self._tell_listener(query, failed=False)
         span = query.span
         if span is None:
             return
@@ -214,9 +217,7 @@ class QueryTelemetry:
         attempts: bool = True,
     ) -> None:
         """Mark the span failed with the exception's class name and end it."""
-        if self._listener is not None:
-            duration_ns = time.perf_counter_ns() - query.started_ns
-            self._listener(query.operation, query.table, duration_ns, True)
+        self._tell_listener(query, failed=True)
         span = query.span
         if span is None:
             return
