@@ -79,9 +79,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # replica, at most `cassandra_speculative_attempts` more times. None: off. Idempotent writes
     # (the conditional inserts) wait far longer before they do the same, so two Paxos rounds of one
     # write never race while the first coordinator is merely slow (`aiocassandra.speculation`).
+    # One attempt more: with three replicas that leaves a host of the query plan for a retry when
+    # a node dies mid-request (`aiocassandra.cluster` says why that matters).
     cassandra_speculative_delay_ms: float | None = 50.0
     cassandra_speculative_write_delay_ms: float | None = 1000.0
-    cassandra_speculative_attempts: int = 2
+    cassandra_speculative_attempts: int = 1
     # Where `python -m cqlstar` (cqlstar.serving) binds the server.
     host: str = "127.0.0.1"
     port: int = 8000

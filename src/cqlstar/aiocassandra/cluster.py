@@ -8,7 +8,11 @@ Policies it installs (one default execution profile):
   given, else the driver's (LOCAL_ONE; serial decided by the server, SERIAL);
 * speculative execution: with `speculative_delay` (seconds), an idempotent read that has no answer
   after that long is sent to the next host of its query plan too, up to `speculative_attempts`
-  extra times; the first answer wins. Idempotent writes speculate after
+  extra times; the first answer wins. Keep `speculative_attempts` below the replica count minus one:
+  attempts share one query plan, and when a connection error (a node killed mid-request) asks the
+  driver to retry on the next host of a plan the speculative attempts have used up, the driver
+  fails the whole request with NoHostAvailable although an attempt is still in flight on a live
+  replica (`ResponseFuture._retry_task`, cassandra-driver 3.30). Idempotent writes speculate after
   `speculative_write_delay` (None: never), which should be far longer (see `speculation`). The
   driver never speculates a statement that is not marked idempotent. Off when both are None;
 * reconnection: exponential, 1 s doubling to 60 s, unless a `reconnection_policy` is given;
@@ -82,7 +86,7 @@ class AsyncCluster:
         serial_consistency_level: int | None = None,
         speculative_delay: float | None = None,
         speculative_write_delay: float | None = None,
-        speculative_attempts: int = 2,
+        speculative_attempts: int = 1,
         tracer_provider: TracerProvider | None = None,
         query_listener: QueryListener | None = None,
     ) -> None:

@@ -20,7 +20,7 @@ def test_defaults_are_one_replica_local_quorum_and_speculation_on() -> None:
     assert settings.cassandra_serial_consistency == "LOCAL_SERIAL"
     assert settings.cassandra_speculative_delay_ms == 50.0
     assert settings.cassandra_speculative_write_delay_ms == 1000.0
-    assert settings.cassandra_speculative_attempts == 2
+    assert settings.cassandra_speculative_attempts == 1
     assert replication_map(settings.cassandra_replication) == (
         "{'class': 'SimpleStrategy', 'replication_factor': 1}"
     )
@@ -66,9 +66,9 @@ def test_unusable_consistency_is_refused(raw: str) -> None:
 
 def test_speculative_execution_can_be_tuned_or_turned_off() -> None:
     tuned = _settings(
-        {"CASSANDRA_SPECULATIVE_DELAY_MS": "12.5", "CASSANDRA_SPECULATIVE_ATTEMPTS": "1"}
+        {"CASSANDRA_SPECULATIVE_DELAY_MS": "12.5", "CASSANDRA_SPECULATIVE_ATTEMPTS": "2"}
     )
-    assert (tuned.cassandra_speculative_delay_ms, tuned.cassandra_speculative_attempts) == (12.5, 1)
+    assert (tuned.cassandra_speculative_delay_ms, tuned.cassandra_speculative_attempts) == (12.5, 2)
     assert (
         _settings({"CASSANDRA_SPECULATIVE_DELAY_MS": "off"}).cassandra_speculative_delay_ms is None
     )
